@@ -1,0 +1,126 @@
+"""Authentication: host-issued JWTs for users, an API key for server-to-server calls."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backend.app.config import Settings
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    id: str
+    name: str | None
+    roles: frozenset[str]
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def decode_token(token: str, settings: Settings) -> CurrentUser:
+    """Verify a JWT with the algorithm pinned to the configured one (`none` and others are refused)."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub"], "verify_aud": settings.jwt_audience is not None},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 1 <= len(sub) <= 64:
+        raise InvalidToken("sub must be a string of 1-64 characters")
+    name = claims.get("name")
+    roles = claims.get("roles") or []
+    if not isinstance(roles, list):
+        raise InvalidToken("roles must be a list of strings")
+    return CurrentUser(
+        id=sub,
+        name=name if isinstance(name, str) and name.strip() else None,
+        roles=frozenset(r for r in roles if isinstance(r, str)),
+    )
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CurrentUser:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return decode_token(credentials.credentials, get_settings(request))
+    except InvalidToken as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"Invalid token: {exc}",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from exc
+
+
+def admin_user(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUser:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Admin role required")
+    return user
+
+
+def service_caller(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """Server-to-server calls: constant-time compare; an unset key on the server refuses everyone."""
+    expected = get_settings(request).service_api_key
+    if not expected or not x_api_key or not hmac.compare_digest(x_api_key, expected):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing or invalid X-API-Key")
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    user_id: str,
+    name: str | None = None,
+    admin: bool = False,
+    ttl_seconds: int = 86400,
+) -> str:
+    """Development tokens (`messenger token`) and tests: what the host application would issue."""
+    import time
+
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if name:
+        claims["name"] = name
+    if admin:
+        claims["roles"] = ["admin"]
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]
+AdminUserDep = Annotated[CurrentUser, Depends(admin_user)]

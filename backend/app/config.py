@@ -1,0 +1,115 @@
+"""Service configuration, read from the environment (and `.env`) once per process.
+
+Every name here is documented in `.env.example`; the contract fixes the names.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Public push services of Chrome, Firefox, Safari and Edge: the endpoints a real
+# browser hands out. Anything else must be allow-listed explicitly (SSRF guard).
+DEFAULT_WEB_PUSH_ALLOWLIST = (
+    "https://fcm.googleapis.com/,"
+    "https://updates.push.services.mozilla.com/,"
+    "https://web.push.apple.com/,"
+    "https://*.notify.windows.com/"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Infrastructure. Empty means "start the embedded servers under .data/" (serve/worker only).
+    database_url: str = ""
+    redis_url: str = ""
+    data_dir: Path = Path(".data")
+
+    # Identity
+    jwt_secret: str = "change-me-in-production-0123456789abcdef"
+    jwt_algorithm: str = "HS256"
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    service_api_key: str = ""
+
+    # Behaviour
+    push_include_content: bool = True
+    presence_ttl_seconds: int = Field(default=60, ge=2)
+    device_idle_days: int = Field(default=90, ge=1)
+    inactive_device_retention_days: int = Field(default=30, ge=1)
+    prune_interval_seconds: int = Field(default=86400, ge=1)
+    prune_batch_size: int = Field(default=5000, ge=1)
+    push_max_attempts: int = Field(default=5, ge=1)
+    push_lease_seconds: int = Field(default=30, ge=1)
+    push_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    push_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    push_retry_base_seconds: float = Field(default=1.0, ge=0)
+    push_retry_max_seconds: float = Field(default=60.0, ge=0)
+    push_retry_after_cap_seconds: float = Field(default=300.0, ge=0)
+    push_concurrency_per_provider: int = Field(default=100, ge=1)
+    push_claim_batch_size: int = Field(default=500, ge=1)
+    device_registrations_per_minute: int = Field(default=30, ge=1)
+    max_active_devices_per_user: int = Field(default=50, ge=1)
+
+    # FCM (HTTP v1, service account)
+    fcm_credentials_file: str = ""
+    fcm_project_id: str = ""
+    fcm_endpoint: str = "https://fcm.googleapis.com/v1"
+
+    # APNs (token auth)
+    apns_key_path: str = ""
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    apns_use_sandbox: bool = False
+    apns_host: str = ""
+    apns_ca_file: str = ""
+
+    # Web Push (VAPID)
+    web_push_private_key: str = ""
+    web_push_public_key: str = ""
+    web_push_claims_email: str = ""
+    web_push_endpoint_allowlist: str = DEFAULT_WEB_PUSH_ALLOWLIST
+    web_push_ca_file: str = ""
+
+    @field_validator("jwt_audience", "jwt_issuer", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @cached_property
+    def web_push_allowlist(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.web_push_endpoint_allowlist.split(",") if p.strip())
+
+    @property
+    def web_push_claims_sub(self) -> str:
+        email = self.web_push_claims_email.strip()
+        if not email or email.startswith(("mailto:", "https:")):
+            return email
+        return f"mailto:{email}"
+
+    @property
+    def fcm_configured(self) -> bool:
+        return bool(self.fcm_credentials_file)
+
+    @property
+    def apns_configured(self) -> bool:
+        return bool(
+            self.apns_key_path and self.apns_key_id and self.apns_team_id and self.apns_topic
+        )
+
+    @property
+    def web_push_configured(self) -> bool:
+        return bool(self.web_push_private_key and self.web_push_public_key)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept the usual `postgres://` / `postgresql://` spellings and pin the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url

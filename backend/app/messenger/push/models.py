@@ -1,0 +1,94 @@
+"""The durable push outbox.
+
+A `PushJob` is written in the same transaction as the message it announces (or by
+`/devices/test` and `/internal/notify`). Fan-out turns it into one `PushDelivery` per
+target device with a single INSERT ... SELECT; deliveries are then claimed in batches,
+sent, and their outcome recorded. Leases (`lease_until`) let any instance take over the
+work of one that died; the (job, device) primary key guarantees a device is never
+scheduled twice for one job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.app.db import Base
+
+DELIVERY_STATUSES = ("pending", "delivered", "token_dead", "failed", "provider_not_configured")
+
+
+class PushJob(Base):
+    __tablename__ = "push_jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "message" | "direct"
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    sender_id: Mapped[str | None] = mapped_column(String(64))
+    target_user_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    priority: Mapped[str] = mapped_column(String(8), server_default=text("'high'"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    fanned_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('message', 'direct')", name="kind"),
+        CheckConstraint("priority IN ('high', 'normal', 'low')", name="priority"),
+        Index("ix_push_jobs_pending", "created_at", postgresql_where=text("fanned_out_at IS NULL")),
+    )
+
+
+class PushDelivery(Base):
+    __tablename__ = "push_deliveries"
+
+    job_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("push_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("device_tokens.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(24), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in DELIVERY_STATUSES) + ")", name="status"
+        ),
+        Index(
+            "ix_push_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # Deleting a device (pruning) cascades here; keep that lookup indexed.
+        Index("ix_push_deliveries_device_id", "device_id"),
+        Index("ix_push_deliveries_finished_at", "finished_at"),
+    )
