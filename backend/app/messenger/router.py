@@ -1,0 +1,8 @@
+"""The module's HTTP and WebSocket surface, mounted under /api/v1/messenger."""
+
+from fastapi import APIRouter
+
+from backend.app.messenger.devices.router import router as devices_router
+
+router = APIRouter()
+router.include_router(devices_router)

@@ -1,0 +1,25 @@
+"""Prometheus metrics named by the contract. One process-wide registry (the default one)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PUSHES = Counter("messenger_pushes", "One per device push attempt outcome", ["provider", "outcome"])
+PUSH_SKIPPED = Counter(
+    "messenger_push_skipped",
+    "Recipients of a message that got no push, by first reason",
+    ["reason"],
+)
+PUSH_LATENCY = Histogram(
+    "messenger_push_latency_seconds",
+    "Message stored -> provider answered",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+PRUNED_DEVICES = Counter("messenger_pruned_devices", "Devices removed by idle pruning")
+WEBSOCKET_CONNECTIONS = Gauge("messenger_websocket_connections", "Open WebSocket connections")
+PROVIDER_CONFIG_ERRORS = Counter(
+    "messenger_push_provider_config_errors",
+    "Provider answers that mean our configuration is wrong (credentials, topic, payload)",
+    ["provider"],
+)

@@ -1,0 +1,163 @@
+"""Test harness: real PostgreSQL (migrated by Alembic), real Redis, real uvicorn servers.
+
+Every test starts from empty tables and an empty Redis database. The app under test is
+served by uvicorn on an ephemeral port and driven over HTTP/WebSocket like any client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+
+from backend.app.auth import mint_token
+from backend.app.cli import run_migrations
+from backend.app.config import Settings
+from backend.app.main import create_app
+from backend.tests import infra as test_infra
+
+TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+TEST_API_KEY = "test-service-api-key"
+API = "/api/v1/messenger"
+
+TABLES = (
+    "push_deliveries",
+    "push_jobs",
+    "messages",
+    "conversation_participants",
+    "conversations",
+    "device_tokens",
+    "maintenance_runs",
+)
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[test_infra.TestInfrastructure]:
+    infra = test_infra.start()
+    yield infra
+    infra.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(infrastructure: test_infra.TestInfrastructure) -> Iterator[str]:
+    name = test_infra.create_database(infrastructure)
+    url = infrastructure.database_url(name)
+    run_migrations(url)
+    yield url
+    test_infra.drop_database(infrastructure, name)
+
+
+@pytest.fixture
+async def clean_state(database_url: str, infrastructure: test_infra.TestInfrastructure) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+    redis = Redis.from_url(infrastructure.redis_url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+def base_settings(
+    database_url: str, infrastructure: test_infra.TestInfrastructure, clean_state: None
+) -> dict[str, Any]:
+    """Settings every test server gets; tests add what they need on top."""
+    return {
+        "database_url": database_url,
+        "redis_url": infrastructure.redis_url,
+        "jwt_secret": TEST_JWT_SECRET,
+        "service_api_key": TEST_API_KEY,
+        "push_sweep_interval_seconds": 0.2,
+    }
+
+
+@pytest.fixture
+def settings(base_settings: dict[str, Any]) -> Settings:
+    return Settings(_env_file=None, **base_settings)  # type: ignore[call-arg]
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # leave pytest's signal handling alone
+        yield
+
+
+@dataclass
+class LiveServer:
+    url: str
+    ws_url: str
+    settings: Settings
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 15)
+
+
+ServerFactory = Callable[..., Awaitable[LiveServer]]
+
+
+@pytest.fixture
+async def start_server(base_settings: dict[str, Any]) -> AsyncIterator[ServerFactory]:
+    """Start the real app under uvicorn; keyword arguments override settings."""
+    servers: list[LiveServer] = []
+
+    async def start(*, background: bool = True, **overrides: Any) -> LiveServer:
+        settings = Settings(_env_file=None, **{**base_settings, **overrides})  # type: ignore[call-arg]
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(settings, background=background), log_level="warning", lifespan="on"
+        )
+        server = _Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server exited during startup")
+            await asyncio.sleep(0.01)
+        live = LiveServer(
+            url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}{API}/ws",
+            settings=settings,
+            server=server,
+            task=task,
+        )
+        servers.append(live)
+        return live
+
+    yield start
+    for live in servers:
+        await live.stop()
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> LiveServer:
+    return await start_server()
+
+
+@pytest.fixture
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url + API, timeout=30) as http:
+        yield http
+
+
+def bearer(user_id: str, *, name: str | None = None, admin: bool = False) -> dict[str, str]:
+    settings = Settings(_env_file=None, jwt_secret=TEST_JWT_SECRET)  # type: ignore[call-arg]
+    token = mint_token(settings, user_id=user_id, name=name, admin=admin)
+    return {"Authorization": f"Bearer {token}"}
