@@ -41,7 +41,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("fanned_out_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("kind IN ('message', 'direct')", name=op.f("ck_push_jobs_kind")),
         sa.CheckConstraint(
             "priority IN ('high', 'normal', 'low')", name=op.f("ck_push_jobs_priority")

@@ -3,6 +3,8 @@
 from fastapi import APIRouter
 
 from backend.app.messenger.devices.router import router as devices_router
+from backend.app.messenger.push.router import router as push_router
 
 router = APIRouter()
 router.include_router(devices_router)
+router.include_router(push_router)

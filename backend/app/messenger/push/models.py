@@ -2,10 +2,11 @@
 
 A `PushJob` is written in the same transaction as the message it announces (or by
 `/devices/test` and `/internal/notify`). Fan-out turns it into one `PushDelivery` per
-target device with a single INSERT ... SELECT; deliveries are then claimed in batches,
-sent, and their outcome recorded. Leases (`lease_until`) let any instance take over the
-work of one that died; the (job, device) primary key guarantees a device is never
-scheduled twice for one job.
+target device with a single INSERT ... SELECT, inside the transaction that holds the
+job's row lock (`FOR UPDATE SKIP LOCKED`): a crash rolls it back and frees the job for
+any instance. Deliveries are then claimed in batches under a lease (`lease_until`), sent,
+and their outcome recorded; an expired lease lets any instance take over the work of one
+that died. The (job, device) primary key means a device is never scheduled twice for one job.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ class PushJob(Base):
     priority: Mapped[str] = mapped_column(String(8), server_default=text("'high'"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     fanned_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("kind IN ('message', 'direct')", name="kind"),

@@ -1,0 +1,146 @@
+"""APNs over HTTP/2 through aioapns, token (.p8) authentication.
+
+Two adjustments to aioapns 4.0, both by subclassing its connection protocol:
+- it never returns HTTP/2 receive-window credit for response bodies, so after ~64 KiB
+  of error bodies (≈1,300 `Unregistered` answers, a fan-out to stale tokens) later
+  responses never arrive; we acknowledge every data frame;
+- host and port come from class attributes; `APNS_HOST` overrides them for an emulator
+  or a proxy (and `APNS_CA_FILE` adds a CA to trust).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aioapns import APNs, NotificationRequest, PushType
+from aioapns.exceptions import ConnectionClosed, ConnectionError, MaxAttemptsExceeded
+
+from backend.app.config import Settings
+from backend.app.messenger.push.payloads import Notification, fit_body
+from backend.app.messenger.push.providers.base import (
+    ConfigErrorReporter,
+    SendResult,
+    Target,
+)
+
+log = logging.getLogger(__name__)
+
+DEAD_TOKEN_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}
+GONE_REASONS = {"Unregistered", "ExpiredToken"}
+PRIORITY = {"high": 10, "normal": 5, "low": 1}
+
+
+def _protocol_class(base: type, host: str | None, port: int | None) -> type:
+    def on_data_received(self, raw_data: bytes, stream_id: int) -> None:  # type: ignore[no-untyped-def]
+        base.on_data_received(self, raw_data, stream_id)
+        # Return the flow-control credit aioapns forgets; sent by its flush() after this event.
+        self.conn.acknowledge_received_data(len(raw_data), stream_id)
+
+    attributes: dict[str, object] = {"on_data_received": on_data_received}
+    if host:
+        attributes["APNS_SERVER"] = host
+    if port:
+        attributes["APNS_PORT"] = port
+    return type(f"Messenger{base.__name__}", (base,), attributes)
+
+
+class ApnsProvider:
+    name = "apns"
+
+    def __init__(self, settings: Settings) -> None:
+        """Must run inside the event loop (aioapns binds to the running loop)."""
+        ssl_context = ssl.create_default_context()
+        if settings.apns_ca_file:
+            ssl_context.load_verify_locations(cafile=settings.apns_ca_file)
+        self._topic = settings.apns_topic
+        self._timeout = settings.push_send_timeout_seconds
+        self._config_errors = ConfigErrorReporter(self.name, log)
+
+        async def quiet(request: NotificationRequest, result: object) -> None:
+            pass  # every non-200 would otherwise be logged at ERROR; we classify instead
+
+        self._client = APNs(
+            key=Path(settings.apns_key_path).read_text(),
+            key_id=settings.apns_key_id,
+            team_id=settings.apns_team_id,
+            topic=settings.apns_topic,
+            use_sandbox=settings.apns_use_sandbox,
+            ssl_context=ssl_context,
+            max_connections=10,
+            max_connection_attempts=2,
+            err_func=quiet,
+        )
+        host, port = None, None
+        if settings.apns_host:
+            host, _, port_text = settings.apns_host.rpartition(":")
+            host, port = (host, int(port_text)) if host else (port_text, 443)
+        pool = self._client.pool
+        pool.protocol_class = _protocol_class(pool.protocol_class, host, port)
+
+    def _message(self, notification: Notification, body: str) -> dict[str, object]:
+        return {
+            **notification.data,
+            "aps": {
+                "alert": {"title": notification.title, "body": body},
+                "sound": "default",
+                **(
+                    {"thread-id": notification.data["conversation_id"]}
+                    if "conversation_id" in notification.data
+                    else {}
+                ),
+            },
+        }
+
+    async def send(self, target: Target, notification: Notification) -> SendResult:
+        import json
+
+        message_holder: dict[str, object] = {}
+
+        def render(body: str) -> bytes:
+            message_holder["message"] = self._message(notification, body)
+            return json.dumps(message_holder["message"], ensure_ascii=False).encode()
+
+        fit_body(render, notification.body)
+        request = NotificationRequest(
+            device_token=target.token,
+            message=message_holder["message"],  # type: ignore[arg-type]
+            push_type=PushType.ALERT,
+            priority=PRIORITY.get(notification.priority, 10),
+            collapse_key=notification.collapse_id,
+        )
+        try:
+            result = await asyncio.wait_for(self._client.send_notification(request), self._timeout)
+        except (
+            TimeoutError,
+            ConnectionError,
+            ConnectionClosed,
+            MaxAttemptsExceeded,
+            OSError,
+        ) as exc:
+            return SendResult.retry(f"apns transport: {type(exc).__name__}")
+        return self._classify(result.status, result.description or "", result.timestamp, target)
+
+    def _classify(
+        self, status: str, reason: str, timestamp: int | None, target: Target
+    ) -> SendResult:
+        if status == "200":
+            return SendResult.delivered()
+        if status == "410" and reason in GONE_REASONS:
+            if timestamp is not None:
+                invalid_since = datetime.fromtimestamp(timestamp / 1000, UTC)
+                if invalid_since < target.registered_at:
+                    # The app registered this token again after APNs saw it die: trust the app.
+                    return SendResult.failed(f"{reason} predates the last registration")
+            return SendResult.token_dead(reason)
+        if status == "400" and reason in DEAD_TOKEN_REASONS:
+            return SendResult.token_dead(reason)
+        if status in ("429", "500", "503"):
+            return SendResult.retry(reason or status)
+        return self._config_errors.report(f"HTTP {status} {reason}")
+
+    async def close(self) -> None:
+        self._client.pool.close()
