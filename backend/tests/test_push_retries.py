@@ -1,0 +1,163 @@
+"""Retryable provider answers are retried with backoff; dead answers and outages end cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from backend.app.config import Settings
+from backend.app.messenger.push.payloads import Notification
+from backend.app.messenger.push.providers.apns import ApnsProvider
+from backend.app.messenger.push.providers.base import Outcome, Target
+from backend.tests.conftest import Providers, ServerFactory, bearer
+from backend.tests.emulators import apns, fcm, webpush
+from backend.tests.push_helpers import register_all_providers
+
+
+async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """Current value of one Prometheus sample (0 when absent)."""
+    text = (await client.get("/metrics")).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0
+
+
+async def eventually(check, within: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll an async predicate; `within` only stops a hung test."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("condition not reached")
+        await asyncio.sleep(0.05)
+
+
+async def test_rate_limited_push_is_retried_after_retry_after_and_delivered(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    devices = await register_all_providers(push_client, providers, "alice")
+    providers.fcm.script(devices.fcm_token, fcm.quota_exceeded(retry_after=1))
+
+    response = await push_client.post("/devices/test", headers=bearer("alice"))
+
+    outcomes = {r["provider"]: r["outcome"] for r in response.json()["results"]}
+    assert outcomes["fcm"] == "retry_scheduled"
+    received = await asyncio.to_thread(providers.fcm.wait_for, 2)
+    assert [r.status for r in received] == [429, 200]
+    assert received[1].at - received[0].at >= 0.9  # Retry-After honoured
+
+    async def device_used() -> bool:
+        listed = (await push_client.get("/devices", headers=bearer("alice"))).json()["devices"]
+        return any(d["id"] == devices.ids["fcm"] and d["last_used_at"] for d in listed)
+
+    await eventually(device_used)
+
+
+async def test_unavailable_provider_is_retried_with_backoff_then_delivered(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    devices = await register_all_providers(push_client, providers, "alice")
+    providers.apns.script(devices.apns_token, apns.reply(503, "ServiceUnavailable"))
+    providers.webpush.script(devices.endpoint, webpush.reply(503), webpush.reply(500))
+
+    response = await push_client.post("/devices/test", headers=bearer("alice"))
+
+    outcomes = {r["provider"]: r["outcome"] for r in response.json()["results"]}
+    assert outcomes == {
+        "fcm": "delivered",
+        "apns": "retry_scheduled",
+        "web_push": "retry_scheduled",
+    }
+    assert [r.status for r in await asyncio.to_thread(providers.apns.wait_for, 2)] == [503, 200]
+    statuses = [r.status for r in await asyncio.to_thread(providers.webpush.wait_for, 3)]
+    assert statuses == [503, 500, 201]
+    listed = (await push_client.get("/devices", headers=bearer("alice"))).json()["devices"]
+    assert all(d["is_active"] for d in listed)
+
+
+async def test_permanent_outage_ends_as_failed_after_max_attempts(
+    start_server: ServerFactory, providers: Providers
+) -> None:
+    server = await start_server(**providers.settings(), push_max_attempts=3)
+    async with httpx.AsyncClient(base_url=server.url + "/api/v1/messenger") as client:
+        devices = await register_all_providers(client, providers, "alice")
+        providers.webpush.always(devices.endpoint, webpush.reply(503))
+        async with httpx.AsyncClient(base_url=server.url) as root:
+            failed_before = await metric(
+                root, "messenger_pushes_total", provider="web_push", outcome="failed"
+            )
+            await client.post("/devices/test", headers=bearer("alice"))
+
+            async def failed_once() -> bool:
+                now = await metric(
+                    root, "messenger_pushes_total", provider="web_push", outcome="failed"
+                )
+                return now == failed_before + 1
+
+            await eventually(failed_once)
+        await asyncio.sleep(0.5)  # nothing more may arrive after the final attempt
+        assert providers.webpush.count() == 3
+        listed = (await client.get("/devices", headers=bearer("alice"))).json()["devices"]
+        assert all(d["is_active"] for d in listed)  # a retried device keeps its active flag
+
+
+async def test_configuration_error_keeps_the_device(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    devices = await register_all_providers(push_client, providers, "alice")
+    providers.apns.always(devices.apns_token, apns.reply(403, "InvalidProviderToken"))
+    providers.fcm.always(devices.fcm_token, fcm.invalid_argument_payload())
+
+    response = await push_client.post("/devices/test", headers=bearer("alice"))
+
+    outcomes = {r["provider"]: r["outcome"] for r in response.json()["results"]}
+    assert outcomes == {"fcm": "failed", "apns": "failed", "web_push": "delivered"}
+    listed = (await push_client.get("/devices", headers=bearer("alice"))).json()["devices"]
+    assert all(d["is_active"] for d in listed)
+
+
+async def test_apns_410_older_than_the_last_registration_keeps_the_device(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    devices = await register_all_providers(push_client, providers, "alice")
+    providers.apns.always(devices.apns_token, apns.reply(410, "Unregistered", timestamp_ms=1_000))
+
+    response = await push_client.post("/devices/test", headers=bearer("alice"))
+
+    outcomes = {r["provider"]: r["outcome"] for r in response.json()["results"]}
+    assert outcomes["apns"] == "failed"
+    listed = (await push_client.get("/devices", headers=bearer("alice"))).json()["devices"]
+    assert all(d["is_active"] for d in listed)
+
+
+async def test_apns_keeps_answering_after_thousands_of_error_bodies(providers: Providers) -> None:
+    """aioapns never returns HTTP/2 window credit; without our fix sends hang after ~64 KiB
+    of error bodies on one connection."""
+    settings = Settings(_env_file=None, **providers.settings())  # type: ignore[call-arg]
+    provider = ApnsProvider(settings)
+    notification = Notification(title="t", body="b", data={})
+    registered = datetime.now(UTC)
+    try:
+        dead = [secrets.token_hex(32) for _ in range(2500)]
+        for token in dead:
+            providers.apns.always(token, apns.reply(410, "Unregistered"))
+        semaphore = asyncio.Semaphore(100)
+
+        async def send(token: str) -> Outcome:
+            async with semaphore:
+                result = await provider.send(Target(1, token, registered), notification)
+                return result.outcome
+
+        outcomes = await asyncio.gather(*(send(t) for t in dead))
+        assert set(outcomes) == {Outcome.TOKEN_DEAD}
+        healthy = await provider.send(Target(2, secrets.token_hex(32), registered), notification)
+        assert healthy.outcome is Outcome.DELIVERED
+    finally:
+        await provider.close()
