@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
+from backend.app.messenger.presence import online_user_ids
 from backend.app.messenger.push.outbox import enqueue_direct_push
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.base import Outcome, PushProvider, SendResult, Target
@@ -171,6 +172,7 @@ class PushDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._runs_workers = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -190,6 +192,7 @@ class PushDispatcher:
             "push providers: %s",
             ", ".join(f"{n}={'on' if p else 'off'}" for n, p in self.providers.items()),
         )
+        self._runs_workers = run_workers
         if run_workers:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="push-sweep")
 
@@ -233,7 +236,13 @@ class PushDispatcher:
     # -- entry points ----------------------------------------------------------------------
 
     def kick(self, job_id: int) -> None:
-        """Process a just-committed job now, in the background (never awaited by the sender)."""
+        """Process a just-committed job now, in the background (never awaited by the sender).
+
+        An API-only process (`messenger serve --no-background`) leaves it to the workers'
+        sweep, so API nodes never spend their CPU on fan-out.
+        """
+        if not self._runs_workers:
+            return
         task = asyncio.create_task(self._process_job(job_id), name=f"push-job-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -316,8 +325,6 @@ class PushDispatcher:
                 candidates.append(row.user_id)
         online: set[str] = set()
         if candidates:
-            from backend.app.messenger.presence import online_user_ids  # TEMP: hoist
-
             try:
                 online = await online_user_ids(self.redis, candidates)
             except RedisError as exc:
