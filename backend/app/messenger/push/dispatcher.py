@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 PROVIDER_NAMES = ("fcm", "apns", "web_push")
 CLAIM_LANES = 3
+RECORD_EVERY = 50  # outcomes per recording transaction
+RECORD_SECONDS = 0.05  # ...or at least this often while a batch is in flight
 MAX_CONCURRENT_JOBS = 8
 
 # Effective mute: a future `muted_until` mutes; `muted` without an end mutes; a past end does not.
@@ -389,9 +391,30 @@ class PushDispatcher:
             return []
         # Never start a send that could outlive the lease: another instance may take it over then.
         deadline = time.monotonic() + max(lease - self.settings.push_send_timeout_seconds - 1, 1)
-        attempts = await asyncio.gather(*(self._attempt(row, deadline) for row in rows))
-        await self._record(attempts, claimed_at=rows[0].claimed_at)
-        return attempts
+        claimed_at = rows[0].claimed_at
+        sends = [asyncio.ensure_future(self._attempt(row, deadline)) for row in rows]
+        # Record outcomes as they come (in small batches), not when the whole claim is done:
+        # a crash then re-sends only what was in flight, not everything already delivered.
+        done: list[_Attempt] = []
+        unrecorded: list[_Attempt] = []
+        flushed_at = time.monotonic()
+        try:
+            for next_done in asyncio.as_completed(sends):
+                unrecorded.append(await next_done)
+                if (
+                    len(unrecorded) >= RECORD_EVERY
+                    or time.monotonic() - flushed_at >= RECORD_SECONDS
+                ):
+                    await self._record(unrecorded, claimed_at=claimed_at)
+                    done.extend(unrecorded)
+                    unrecorded, flushed_at = [], time.monotonic()
+            if unrecorded:
+                await self._record(unrecorded, claimed_at=claimed_at)
+                done.extend(unrecorded)
+        finally:
+            for send in sends:
+                send.cancel()
+        return done
 
     async def _attempt(self, row: Any, deadline: float) -> _Attempt:
         attempt = _Attempt(row.job_id, row.device_id, row.provider, status="failed", outcome=None)
