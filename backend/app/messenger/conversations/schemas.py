@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+
+def reject_nul(value: str) -> str:
+    """PostgreSQL text cannot hold U+0000: refuse it as a 422 instead of failing the insert."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
+NoNul = AfterValidator(reject_nul)
+# Same bounds as the JWT `sub` claim: user ids are opaque strings of 1-64 characters.
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
+MAX_PARTICIPANTS_PER_REQUEST = 1000
+
+
+class CreateConversationRequest(BaseModel):
+    title: Annotated[str, NoNul] | None = Field(default=None, max_length=200)
+    participant_ids: list[UserId] = Field(max_length=MAX_PARTICIPANTS_PER_REQUEST)
+
+    @field_validator("title")
+    @classmethod
+    def _blank_title_is_none(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip() or None
+
+
+class AddParticipantsRequest(BaseModel):
+    user_ids: list[UserId] = Field(min_length=1, max_length=MAX_PARTICIPANTS_PER_REQUEST)
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    title: str | None
+    participant_ids: list[str]
+    created_at: datetime
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class NotificationSettings(BaseModel):
+    muted: bool
+    muted_until: datetime | None
+    push_enabled: bool
+
+
+class NotificationSettingsUpdate(BaseModel):
+    """Partial update: fields left out keep their value. `muted_until: null` means "until unmuted"."""
+
+    muted: bool | None = None
+    muted_until: datetime | None = None
+    push_enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_switches(self) -> NotificationSettingsUpdate:
+        for name in ("muted", "push_enabled"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} must be true or false")
+        return self
+
+    @field_validator("muted_until")
+    @classmethod
+    def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}

@@ -1,0 +1,255 @@
+"""Conversations, membership and per-member notification settings.
+
+Functions take the session and explicit arguments and never commit. Everything a caller
+is not a participant of is reported as `ConversationNotFound`, whether it exists or not.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from backend.app.messenger.conversations.models import Conversation, Participant
+from backend.app.messenger.messages.models import Message
+
+
+class ConversationNotFound(LookupError):
+    """Unknown conversation, or one the caller does not take part in (indistinguishable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    id: uuid.UUID
+    title: str | None
+    participant_ids: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettingsView:
+    muted: bool
+    muted_until: datetime | None
+    push_enabled: bool
+
+
+def effectively_muted(participant: Any = Participant) -> ColumnElement[bool]:
+    """The one mute rule (the push fan-out spells it the same way), on the database clock:
+    a `muted_until` decides when set (muted while it is ahead), otherwise `muted` does.
+
+    Writes keep `muted=false` free of a `muted_until` (see `update_notification_settings`),
+    so this equals "muted AND (muted_until IS NULL OR muted_until > now())".
+    """
+    return func.coalesce(participant.muted_until > func.now(), participant.muted)
+
+
+def participant_ids_of(conversation_id: Any) -> ColumnElement[list[str]]:
+    """Correlated subquery: the sorted member ids of a conversation (primary-key lookup)."""
+    member = aliased(Participant)
+    return (
+        select(func.array_agg(aggregate_order_by(member.user_id, member.user_id)))
+        .where(member.conversation_id == conversation_id)
+        .scalar_subquery()
+    )
+
+
+def _conversations_of(user_id: str) -> Select[Any]:
+    """The caller's conversations with their members and last activity, one row each."""
+    last_message = (
+        select(Message.created_at)
+        .where(Message.conversation_id == Conversation.id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+        .lateral("last_message")
+    )
+    return (
+        select(
+            Conversation.id,
+            Conversation.title,
+            Conversation.created_at,
+            participant_ids_of(Conversation.id).label("participant_ids"),
+            func.coalesce(last_message.c.created_at, Conversation.created_at).label("activity"),
+        )
+        .join(
+            Participant,
+            and_(Participant.conversation_id == Conversation.id, Participant.user_id == user_id),
+        )
+        .outerjoin(last_message, true())
+    )
+
+
+def _view(row: Any) -> ConversationView:
+    return ConversationView(
+        id=row.id,
+        title=row.title,
+        participant_ids=list(row.participant_ids or []),
+        created_at=row.created_at,
+    )
+
+
+async def create_conversation(
+    session: AsyncSession, *, creator_id: str, title: str | None, participant_ids: Sequence[str]
+) -> ConversationView:
+    """The creator always takes part; duplicate ids count once."""
+    members = sorted({creator_id, *participant_ids})
+    conversation_id = uuid.uuid4()
+    created_at = (
+        await session.execute(
+            insert(Conversation)
+            .values(id=conversation_id, title=title, created_by=creator_id)
+            .returning(Conversation.created_at)
+        )
+    ).scalar_one()
+    await session.execute(
+        insert(Participant).values(
+            [{"conversation_id": conversation_id, "user_id": user_id} for user_id in members]
+        )
+    )
+    return ConversationView(
+        id=conversation_id, title=title, participant_ids=members, created_at=created_at
+    )
+
+
+async def list_conversations(session: AsyncSession, *, user_id: str) -> list[ConversationView]:
+    """Newest activity first: the latest message's time, else the creation time."""
+    query = _conversations_of(user_id).order_by(
+        literal_column("activity").desc(), Conversation.id.desc()
+    )
+    return [_view(row) for row in await session.execute(query)]
+
+
+async def get_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, user_id: str
+) -> ConversationView:
+    row = (
+        await session.execute(_conversations_of(user_id).where(Conversation.id == conversation_id))
+    ).one_or_none()
+    if row is None:
+        raise ConversationNotFound(conversation_id)
+    return _view(row)
+
+
+async def ensure_participant(
+    session: AsyncSession, *, conversation_id: uuid.UUID, user_id: str
+) -> None:
+    found = await session.scalar(
+        select(literal(1)).where(
+            Participant.conversation_id == conversation_id, Participant.user_id == user_id
+        )
+    )
+    if found is None:
+        raise ConversationNotFound(conversation_id)
+
+
+async def add_participants(
+    session: AsyncSession, *, conversation_id: uuid.UUID, user_id: str, new_user_ids: Sequence[str]
+) -> ConversationView:
+    """Any participant may add others; ids already in are left as they are (settings kept)."""
+    await ensure_participant(session, conversation_id=conversation_id, user_id=user_id)
+    await session.execute(
+        insert(Participant)
+        .values([{"conversation_id": conversation_id, "user_id": new} for new in set(new_user_ids)])
+        .on_conflict_do_nothing(index_elements=[Participant.conversation_id, Participant.user_id])
+    )
+    return await get_conversation(session, conversation_id=conversation_id, user_id=user_id)
+
+
+_SETTINGS_COLUMNS = (
+    effectively_muted().label("muted"),
+    Participant.muted_until,
+    Participant.push_enabled,
+)
+
+
+async def get_notification_settings(
+    session: AsyncSession, *, conversation_id: uuid.UUID, user_id: str
+) -> NotificationSettingsView:
+    """`muted` is reported as in effect now: a `muted_until` in the past reads as not muted."""
+    row = (
+        await session.execute(
+            select(*_SETTINGS_COLUMNS).where(
+                Participant.conversation_id == conversation_id, Participant.user_id == user_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise ConversationNotFound(conversation_id)
+    return NotificationSettingsView(
+        muted=row.muted, muted_until=row.muted_until, push_enabled=row.push_enabled
+    )
+
+
+async def update_notification_settings(
+    session: AsyncSession,
+    *,
+    conversation_id: uuid.UUID,
+    user_id: str,
+    changes: dict[str, Any],
+) -> NotificationSettingsView:
+    """Apply a partial update, keeping the stored pair unambiguous:
+    `muted: false` clears `muted_until` (an unmuted conversation has no mute end), and a
+    `muted_until` sent without `muted` means "mute until then" (sets `muted: true`).
+    """
+    values = dict(changes)
+    if values.get("muted") is False:
+        values["muted_until"] = None
+    elif values.get("muted_until") is not None and "muted" not in values:
+        values["muted"] = True
+    if not values:
+        return await get_notification_settings(
+            session, conversation_id=conversation_id, user_id=user_id
+        )
+    row = (
+        await session.execute(
+            update(Participant)
+            .where(Participant.conversation_id == conversation_id, Participant.user_id == user_id)
+            .values(**values)
+            .returning(*_SETTINGS_COLUMNS)
+        )
+    ).one_or_none()
+    if row is None:
+        raise ConversationNotFound(conversation_id)
+    return NotificationSettingsView(
+        muted=row.muted, muted_until=row.muted_until, push_enabled=row.push_enabled
+    )
+
+
+async def users_sharing_a_conversation(
+    session: AsyncSession, *, user_id: str, candidates: Sequence[str]
+) -> set[str]:
+    """Which candidates take part in at least one conversation with `user_id` (one query)."""
+    if not candidates:
+        return set()
+    mine = aliased(Participant)
+    theirs = aliased(Participant)
+    rows = await session.scalars(
+        select(theirs.user_id)
+        .distinct()
+        .join(mine, mine.conversation_id == theirs.conversation_id)
+        .where(
+            mine.user_id == user_id,
+            theirs.user_id
+            == any_(bindparam("candidates", sorted(set(candidates)), type_=ARRAY(String))),
+        )
+    )
+    return set(rows)

@@ -1,0 +1,157 @@
+"""Presence in Redis: a user is online while at least one of their connections is alive.
+
+Keys, per user (the `{user_id}` hash tag keeps both on one Redis Cluster slot):
+- `presence:{user_id}`: sorted set of live connection ids, scored by the epoch second at
+  which each entry expires unless its instance refreshes it. An instance that dies stops
+  refreshing, so its connections drop out after at most the TTL without anyone cleaning up.
+- `presence:{user_id}:last_seen`: epoch seconds of the last moment a connection of the user
+  was known alive (connect, refresh, clean disconnect). Kept after the user goes offline.
+
+Every batch function is one pipelined round trip (transaction=False: the keys of different
+users may live on different cluster nodes), whatever the number of users.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+# An emptied set disappears by itself; this margin keeps a key alive a little past its newest
+# entry so that instance clocks a few seconds apart do not cut a live connection short.
+KEY_EXPIRY_MARGIN_SECONDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceInfo:
+    online: bool
+    last_seen: datetime | None
+
+
+OFFLINE = PresenceInfo(online=False, last_seen=None)
+
+
+def connections_key(user_id: str) -> str:
+    return f"presence:{{{user_id}}}"
+
+
+def last_seen_key(user_id: str) -> str:
+    return f"presence:{{{user_id}}}:last_seen"
+
+
+def _unique(user_ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(user_ids))
+
+
+async def connect(
+    redis: Redis, *, user_id: str, connection_id: str, ttl_seconds: int, now: float | None = None
+) -> None:
+    """Record a new live connection; also drops entries of this user that already expired."""
+    await refresh(redis, [(user_id, connection_id)], ttl_seconds=ttl_seconds, now=now)
+
+
+async def refresh(
+    redis: Redis,
+    connections: Sequence[tuple[str, str]],
+    *,
+    ttl_seconds: int,
+    now: float | None = None,
+) -> None:
+    """Heartbeat for many `(user_id, connection_id)` pairs in one round trip.
+
+    Re-adds an entry that vanished (Redis restarted, or this instance stalled past the TTL):
+    the connection is demonstrably still open.
+    """
+    if not connections:
+        return
+    now = time.time() if now is None else now
+    expires_at = now + ttl_seconds
+    by_user: dict[str, list[str]] = {}
+    for user_id, connection_id in connections:
+        by_user.setdefault(user_id, []).append(connection_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, connection_ids in by_user.items():
+            key = connections_key(user_id)
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, dict.fromkeys(connection_ids, expires_at))
+            pipe.expire(key, ttl_seconds + KEY_EXPIRY_MARGIN_SECONDS)
+            pipe.set(last_seen_key(user_id), repr(now))
+        await pipe.execute()
+
+
+async def disconnect(
+    redis: Redis, connections: Sequence[tuple[str, str]], *, now: float | None = None
+) -> None:
+    """Remove connections at once (clean close) and remember when their users were last seen."""
+    if not connections:
+        return
+    now = time.time() if now is None else now
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, connection_id in connections:
+            pipe.zrem(connections_key(user_id), connection_id)
+            pipe.set(last_seen_key(user_id), repr(now))
+        await pipe.execute()
+
+
+async def online_user_ids(redis: Redis, user_ids: Sequence[str]) -> set[str]:
+    """Which of these users are online? One round trip for any number of users."""
+    users = _unique(user_ids)
+    if not users:
+        return set()
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            pipe.zcount(connections_key(user_id), f"({now!r}", "+inf")
+        counts = await pipe.execute()
+    return {user_id for user_id, count in zip(users, counts, strict=True) if count}
+
+
+async def presence_of(redis: Redis, user_ids: Sequence[str]) -> dict[str, PresenceInfo]:
+    """Online flag and last-seen time of each user, in one round trip."""
+    users = _unique(user_ids)
+    if not users:
+        return {}
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            pipe.zcount(connections_key(user_id), f"({now!r}", "+inf")
+            pipe.get(last_seen_key(user_id))
+        replies = await pipe.execute()
+    result: dict[str, PresenceInfo] = {}
+    for index, user_id in enumerate(users):
+        count, last_seen = replies[2 * index], replies[2 * index + 1]
+        result[user_id] = PresenceInfo(online=bool(count), last_seen=_as_datetime(last_seen))
+    return result
+
+
+async def live_connection_ids(redis: Redis, user_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The unexpired connection ids of each user (the hub routes events by them), one round trip."""
+    users = _unique(user_ids)
+    if not users:
+        return {}
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            pipe.zrangebyscore(connections_key(user_id), f"({now!r}", "+inf")
+        replies = await pipe.execute()
+    return {
+        user_id: [_as_str(member) for member in members]
+        for user_id, members in zip(users, replies, strict=True)
+        if members
+    }
+
+
+def _as_str(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _as_datetime(value: str | bytes | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(_as_str(value)), UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,147 @@
+"""The WebSocket endpoint (`/ws`) and presence lookups (`/presence`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.app.auth import CurrentUserDep, InvalidToken, decode_token
+from backend.app.db import get_session
+from backend.app.errors import unprocessable
+from backend.app.messenger import presence
+from backend.app.messenger.conversations.service import users_sharing_a_conversation
+from backend.app.messenger.messages import service as messages
+from backend.app.messenger.messages.events import announce_message
+from backend.app.messenger.messages.schemas import message_json
+from backend.app.messenger.realtime.hub import CLOSE_UNAUTHORIZED, Connection
+from backend.app.messenger.realtime.protocol import (
+    FrameError,
+    SendFrame,
+    error_frame,
+    parse_frame,
+    parse_send,
+)
+from backend.app.messenger.realtime.schemas import PresenceResponse, UserPresence
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["realtime"])
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+MAX_PRESENCE_USERS = 1000
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Real-time channel, `?token=<JWT>`. A bad or missing token is accepted, then closed
+    with 4401 (browsers cannot read the status of a refused upgrade)."""
+    state = websocket.app.state
+    await websocket.accept()
+    token = websocket.query_params.get("token")
+    try:
+        if not token:
+            raise InvalidToken("missing token")
+        user = decode_token(token, state.settings)
+    except InvalidToken:
+        await websocket.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
+        return
+
+    async def handle(connection: Connection, text: str | None, data: bytes | None) -> None:
+        try:
+            frame = parse_frame(text, data)
+            if frame["type"] == "ping":
+                connection.send_json({"type": "pong"})
+            elif frame["type"] == "message.send":
+                request = parse_send(frame)
+                # Shielded: once the send started, it completes and is announced even if
+                # this connection is torn down meanwhile.
+                await asyncio.shield(state.hub.detach(_send(state, connection, request)))
+            else:
+                raise FrameError("unknown_type", f"unknown frame type {frame['type']!r}")
+        except FrameError as exc:
+            connection.send_json(exc.frame())
+
+    await state.hub.serve(websocket, user, handle)
+
+
+async def _send(state: Any, connection: Connection, request: SendFrame) -> None:
+    """Same service as `POST /conversations/{id}/messages`; announced after the commit."""
+    client_msg_id = request.client_msg_id
+    try:
+        async with state.sessionmaker.begin() as session:
+            sent = await messages.send_message(
+                session,
+                conversation_id=request.conversation_id,
+                sender=connection.user,
+                content=request.content,
+                client_msg_id=client_msg_id,
+                include_content=state.settings.push_include_content,
+            )
+    except messages.ConversationNotFound:
+        connection.send_json(
+            error_frame("not_found", "Conversation not found", client_msg_id=client_msg_id)
+        )
+        return
+    except messages.ClientMsgIdConflict:
+        connection.send_json(
+            error_frame(
+                "conflict",
+                "client_msg_id was already used for a message in another conversation",
+                client_msg_id=client_msg_id,
+            )
+        )
+        return
+    except messages.InvalidMessage as exc:
+        connection.send_json(error_frame("invalid_frame", str(exc), client_msg_id=client_msg_id))
+        return
+    except Exception:
+        log.exception("message.send failed on connection %s", connection.id)
+        connection.send_json(
+            error_frame("internal_error", "message not stored, retry", client_msg_id=client_msg_id)
+        )
+        return
+    connection.send_json(
+        {
+            "type": "message.ack",
+            "client_msg_id": client_msg_id,
+            "message": message_json(sent.message),
+        }
+    )
+    await announce_message(state, sent, exclude_connection_id=connection.id)
+
+
+@router.get("/presence", response_model=PresenceResponse)
+async def get_presence(
+    request: Request,
+    user: CurrentUserDep,
+    session: SessionDep,
+    user_ids: Annotated[
+        str, Query(description=f"Comma-separated user ids, at most {MAX_PRESENCE_USERS}")
+    ],
+) -> PresenceResponse:
+    """Online flag and last-seen time of users who share a conversation with the caller
+    (and of the caller). Anyone else is reported offline with `last_seen: null`, exactly
+    like a user who was never seen, so the answer reveals nothing about strangers."""
+    requested = list(dict.fromkeys(u.strip() for u in user_ids.split(",") if u.strip()))
+    if len(requested) > MAX_PRESENCE_USERS:
+        raise unprocessable(("query", "user_ids"), f"at most {MAX_PRESENCE_USERS} user ids")
+    plausible = [u for u in requested if len(u) <= 64 and "\x00" not in u]
+    visible = await users_sharing_a_conversation(session, user_id=user.id, candidates=plausible)
+    if user.id in requested:
+        visible.add(user.id)
+    try:
+        found = await presence.presence_of(
+            request.app.state.redis, [u for u in requested if u in visible]
+        )
+    except Exception as exc:
+        log.warning("presence lookup failed: %s", exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Presence is unavailable") from exc
+    answers = {u: found.get(u, presence.OFFLINE) for u in requested}
+    return PresenceResponse(
+        presence={
+            u: UserPresence(online=info.online, last_seen=info.last_seen)
+            for u, info in answers.items()
+        }
+    )
