@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import MetaData, func
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -61,3 +62,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 async def db_now(session: AsyncSession) -> datetime:
     """The database clock: every timestamp comparison uses one clock, whatever the app hosts say."""
     return (await session.execute(func.now().select())).scalar_one()
+
+
+# What routers declare: a session whose transaction commits before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

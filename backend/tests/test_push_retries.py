@@ -8,7 +8,6 @@ import secrets
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
 from backend.app.config import Settings
 from backend.app.messenger.push.payloads import Notification
@@ -16,6 +15,7 @@ from backend.app.messenger.push.providers.apns import ApnsProvider
 from backend.app.messenger.push.providers.base import Outcome, Target
 from backend.tests.conftest import Providers, ServerFactory, bearer
 from backend.tests.emulators import apns, fcm, webpush
+from backend.tests.messaging import eventually
 from backend.tests.push_helpers import register_all_providers
 
 
@@ -28,15 +28,6 @@ async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
         if match and ",".join(sorted(match.group(1).split(","))) == wanted:
             return float(match.group(2))
     return 0.0
-
-
-async def eventually(check, within: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll an async predicate; `within` only stops a hung test."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("condition not reached")
-        await asyncio.sleep(0.05)
 
 
 async def test_rate_limited_push_is_retried_after_retry_after_and_delivered(

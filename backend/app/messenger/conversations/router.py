@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, status
 
 from backend.app.auth import CurrentUserDep
-from backend.app.db import get_session
+from backend.app.db import SessionDep
 from backend.app.errors import not_found
 from backend.app.messenger.conversations import service
 from backend.app.messenger.conversations.schemas import (
@@ -21,7 +19,6 @@ from backend.app.messenger.conversations.schemas import (
 from backend.app.messenger.conversations.service import ConversationNotFound, ConversationView
 
 router = APIRouter(tags=["conversations"])
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 NOT_FOUND = {404: {"description": "No such conversation, or the caller is not a participant"}}
 
 

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from backend.app.auth import AdminUserDep, CurrentUserDep
-from backend.app.db import get_session
+from backend.app.db import SessionDep
 from backend.app.errors import not_found, unprocessable
 from backend.app.messenger.devices import service
 from backend.app.messenger.devices.models import DeviceToken
@@ -32,7 +31,6 @@ from backend.app.messenger.devices.validation import (
 from backend.app.ratelimit import enforce_rate_limit
 
 router = APIRouter(tags=["devices"])
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def _device_out(device: DeviceToken) -> DeviceOut:

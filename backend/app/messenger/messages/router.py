@@ -6,24 +6,21 @@ from typing import Annotated
 from fastapi import (
     APIRouter,
     BackgroundTasks,
-    Depends,
     HTTPException,
     Query,
     Request,
     Response,
     status,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.auth import CurrentUserDep
-from backend.app.db import get_session
+from backend.app.db import SessionDep
 from backend.app.errors import not_found, unprocessable
 from backend.app.messenger.messages import service
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import MessageOut, MessagePage, SendMessageRequest
 
 router = APIRouter(tags=["messages"])
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 NOT_FOUND = {404: {"description": "No such conversation, or the caller is not a participant"}}
 
 

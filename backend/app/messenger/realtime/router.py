@@ -6,11 +6,10 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
 
 from backend.app.auth import CurrentUserDep, InvalidToken, decode_token
-from backend.app.db import get_session
+from backend.app.db import SessionDep
 from backend.app.errors import unprocessable
 from backend.app.messenger import presence
 from backend.app.messenger.conversations.service import users_sharing_a_conversation
@@ -29,7 +28,6 @@ from backend.app.messenger.realtime.schemas import PresenceResponse, UserPresenc
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["realtime"])
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 MAX_PRESENCE_USERS = 1000
 
 
