@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, literal_column, select, update
+from sqlalchemy import Select, and_, delete, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.devices.models import PLATFORMS, PROVIDERS, DeviceToken
-from backend.app.messenger.devices.validation import ParsedToken
+from backend.app.messenger.devices.validation import _APNS_TOKEN, ParsedToken
 
 # The pruning clock: the later of the last registration and the last successful push.
 # Spelled exactly as the expression index `ix_device_tokens_last_activity`.
@@ -93,12 +93,19 @@ async def _enforce_active_cap(session: AsyncSession, *, user_id: str, keep: int)
 
 async def unregister_device(session: AsyncSession, *, user_id: str, token: str) -> bool:
     """Delete the caller's device; someone else's token is indistinguishable from an unknown one."""
-    result = await session.execute(
-        delete(DeviceToken).where(
-            DeviceToken.token_hash == token_hash(token),
-            DeviceToken.token == token,
-            DeviceToken.user_id == user_id,
+    matches = [and_(DeviceToken.token_hash == token_hash(token), DeviceToken.token == token)]
+    if _APNS_TOKEN.fullmatch(token) and token != token.lower():
+        # APNs tokens are stored lower-cased: accept the token in the case it was registered in.
+        lowered = token.lower()
+        matches.append(
+            and_(
+                DeviceToken.token_hash == token_hash(lowered),
+                DeviceToken.token == lowered,
+                DeviceToken.provider == "apns",
+            )
         )
+    result = await session.execute(
+        delete(DeviceToken).where(or_(*matches), DeviceToken.user_id == user_id)
     )
     return result.rowcount > 0
 
@@ -118,8 +125,8 @@ def decode_cursor(cursor: str) -> int:
     """Opaque to clients; raises ValueError for anything we did not hand out."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     prefix, _, value = raw.partition(":")
-    if prefix != "id" or not value.isdigit():
-        raise ValueError("invalid cursor")
+    if prefix != "id" or not value.isascii() or not value.isdigit() or int(value) >= 2**63:
+        raise ValueError("invalid cursor")  # ids are BIGINT: a larger value would fail in SQL
     return int(value)
 
 

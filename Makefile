@@ -1,0 +1,42 @@
+# Developer and CI entry points. CI runs .ci/run, which runs `make test` and `make lint`.
+#
+#   make venv         create .venv (if missing) and install the project with its dev tools
+#   make run          serve the API on 127.0.0.1:8000 (embedded PostgreSQL/Redis under .data/
+#                     unless DATABASE_URL / REDIS_URL are set, e.g. in .env)
+#   make test         the test suite (TEST_DATABASE_URL / TEST_REDIS_URL, else throwaway servers)
+#   make lint         ruff check + ruff format --check
+#   make bench        the benchmark; `make bench-smoke` is its quick variant
+#
+# VENV=/some/dir make test  uses another virtualenv (handy for trying a clean install).
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test lint bench bench-smoke
+
+venv: $(STAMP)
+
+# Re-installs only when a requirements file or the packaging metadata changed.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+run: venv
+	$(BIN)/messenger serve
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/python -m bench
+
+bench-smoke: venv
+	$(BIN)/python -m bench --smoke
