@@ -31,8 +31,9 @@ def _setup_logging() -> None:
     )
 
 
-def _settings_with_infrastructure(*, migrate_embedded: bool) -> Settings:
-    """Use DATABASE_URL / REDIS_URL when set; otherwise start embedded servers under DATA_DIR."""
+def _settings_with_infrastructure(*, migrate_embedded: bool, redis: bool = True) -> Settings:
+    """Use DATABASE_URL / REDIS_URL when set; otherwise start embedded servers under DATA_DIR
+    (Redis only for the commands that use it)."""
     from backend.app import embedded
 
     settings = Settings()
@@ -40,7 +41,7 @@ def _settings_with_infrastructure(*, migrate_embedded: bool) -> Settings:
     if not settings.database_url:
         settings.database_url = embedded.start_postgres(settings.data_dir)
         started_postgres = True
-    if not settings.redis_url:
+    if redis and not settings.redis_url:
         settings.redis_url = embedded.start_redis(settings.data_dir)
     if started_postgres and migrate_embedded:
         run_migrations(settings.database_url)
@@ -104,7 +105,7 @@ def worker() -> None:
 def migrate() -> None:
     """Apply every database migration (alembic upgrade head)."""
     _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=False)
+    settings = _settings_with_infrastructure(migrate_embedded=False, redis=False)
     run_migrations(settings.database_url)
     log.info("database is at the latest revision")
 
@@ -121,7 +122,7 @@ def prune(
     from backend.app.messenger.pruning import prune_pass, record_completion
 
     _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True)
+    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
 
     async def main() -> int:
         engine = create_engine(settings.database_url, pool_size=2)

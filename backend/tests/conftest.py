@@ -118,7 +118,8 @@ async def start_server(base_settings: dict[str, Any]) -> AsyncIterator[ServerFac
 
     async def start(*, background: bool = True, **overrides: Any) -> LiveServer:
         settings = Settings(_env_file=None, **{**base_settings, **overrides})  # type: ignore[call-arg]
-        sock = socket.socket()
+        # IPPROTO_TCP explicitly: asyncio then sets TCP_NODELAY on accepted connections.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         config = uvicorn.Config(

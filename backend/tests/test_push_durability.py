@@ -93,9 +93,10 @@ async def test_work_of_a_worker_killed_mid_fan_out_is_finished_by_another(
         await asyncio.sleep(1)
 
     pushes = Counter(r.key for r in providers.fcm.received)
-    # At least once: only sends in flight at the kill (≤ the concurrency bound) may repeat,
-    # and a repeat carries the same collapse tag, so the device replaces rather than adds it.
-    assert sum(count - 1 for count in pushes.values()) <= slow["push_concurrency_per_provider"]
+    # At least once: only sends in flight at the kill, or answered in the last recording
+    # interval (50 ms, shorter than one 200 ms round trip), may repeat: at most two rounds of
+    # the concurrency bound. A repeat carries the same collapse tag, so the device replaces it.
+    assert sum(count - 1 for count in pushes.values()) <= 2 * slow["push_concurrency_per_provider"]
     tags: dict[str, set[str]] = {}
     for push in providers.fcm.received:
         tags.setdefault(push.key, set()).add(push.payload["android"]["notification"]["tag"])

@@ -545,7 +545,12 @@ async def test_webpush_push_service_checks(
     assert await status(subscription, {"sub": "mailto:ops@example.com"}, data="x" * 5000) == 413
     unknown = {**subscription, "endpoint": webpush_emu.endpoint_prefix + "push/nope"}
     assert await status(unknown, dict(good)) == 404
-    webpush_emu.expected_vapid_public_key = "B" + public_key[1:-1] + "A"
+    other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    webpush_emu.expected_vapid_public_key = webpush.b64url(
+        other_key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    )
     assert await status(subscription, dict(good)) == 403
     webpush_emu.expected_vapid_public_key = public_key
     assert await status(subscription, dict(good)) == 201

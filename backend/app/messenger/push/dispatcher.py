@@ -398,19 +398,21 @@ class PushDispatcher:
         done: list[_Attempt] = []
         unrecorded: list[_Attempt] = []
         flushed_at = time.monotonic()
+        in_flight: set[asyncio.Future[_Attempt]] = set(sends)
         try:
-            for next_done in asyncio.as_completed(sends):
-                unrecorded.append(await next_done)
-                if (
-                    len(unrecorded) >= RECORD_EVERY
+            while in_flight:
+                finished, in_flight = await asyncio.wait(
+                    in_flight, timeout=RECORD_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                unrecorded.extend(future.result() for future in finished)
+                if unrecorded and (
+                    not in_flight
+                    or len(unrecorded) >= RECORD_EVERY
                     or time.monotonic() - flushed_at >= RECORD_SECONDS
                 ):
                     await self._record(unrecorded, claimed_at=claimed_at)
                     done.extend(unrecorded)
                     unrecorded, flushed_at = [], time.monotonic()
-            if unrecorded:
-                await self._record(unrecorded, claimed_at=claimed_at)
-                done.extend(unrecorded)
         finally:
             for send in sends:
                 send.cancel()

@@ -105,8 +105,9 @@ class Hub:
     # Lifecycle
 
     async def start(self) -> None:
+        """Never fails on Redis: the listener subscribes (and re-subscribes) in its own loop,
+        so the service starts while Redis is down and `/health` can say so."""
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.channel)
         self._tasks = [
             asyncio.create_task(self._listen(), name="hub-listen"),
             asyncio.create_task(self._refresh_loop(), name="hub-presence-refresh"),
@@ -316,8 +317,12 @@ class Hub:
 
     async def _listen(self) -> None:
         assert self._pubsub is not None
+        subscribed = False
         while True:
             try:
+                if not subscribed:
+                    await self._pubsub.subscribe(self.channel)
+                    subscribed = True
                 message = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=1.0
                 )
