@@ -74,6 +74,10 @@ def serve(
     from backend.app.main import create_app
 
     _setup_logging()
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; exiting through SystemExit
+    # (not the default handler) lets atexit stop the embedded PostgreSQL and Redis.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     settings = _settings_with_infrastructure(migrate_embedded=True)
     app = create_app(settings, background=background)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)

@@ -16,11 +16,28 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops PostgreSQL when its last user exits, counting users in a pid list on
+    disk; a process that was killed never removes itself, and would keep it running forever."""
+    import json
+
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(pids, list):
+        handles.write_text(json.dumps([p for p in pids if psutil.pid_exists(p)]))
+
+
 def start_postgres(data_dir: Path) -> str:
     import pgserver
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     atexit.register(server.cleanup)
     log.info("embedded PostgreSQL running in %s", pgdata)

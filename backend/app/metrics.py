@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# `*_created` series only double the output; rates work without them.
+disable_created_metrics()
 
 PUSHES = Counter("messenger_pushes", "One per device push attempt outcome", ["provider", "outcome"])
 PUSH_SKIPPED = Counter(
@@ -23,3 +26,17 @@ PROVIDER_CONFIG_ERRORS = Counter(
     "Provider answers that mean our configuration is wrong (credentials, topic, payload)",
     ["provider"],
 )
+
+
+PROVIDERS = ("fcm", "apns", "web_push")
+OUTCOMES = ("delivered", "token_dead", "retry_scheduled", "failed", "provider_not_configured")
+SKIP_REASONS = ("muted", "push_disabled", "online", "no_devices")
+
+# Every known series exists from the start at 0, so rate() and alerts work before the first event.
+for _provider in PROVIDERS:
+    PUSH_LATENCY.labels(_provider)
+    PROVIDER_CONFIG_ERRORS.labels(_provider)
+    for _outcome in OUTCOMES:
+        PUSHES.labels(_provider, _outcome)
+for _reason in SKIP_REASONS:
+    PUSH_SKIPPED.labels(_reason)
