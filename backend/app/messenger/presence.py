@@ -127,23 +127,6 @@ async def presence_of(redis: Redis, user_ids: Sequence[str]) -> dict[str, Presen
     return result
 
 
-async def live_connection_ids(redis: Redis, user_ids: Sequence[str]) -> dict[str, list[str]]:
-    """The unexpired connection ids of each user (the hub routes events by them), one round trip."""
-    users = _unique(user_ids)
-    if not users:
-        return {}
-    now = time.time()
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in users:
-            pipe.zrangebyscore(connections_key(user_id), f"({now!r}", "+inf")
-        replies = await pipe.execute()
-    return {
-        user_id: [_as_str(member) for member in members]
-        for user_id, members in zip(users, replies, strict=True)
-        if members
-    }
-
-
 def _as_str(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

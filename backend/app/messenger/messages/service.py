@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select, tuple_
+from sqlalchemy import and_, bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +64,26 @@ def _validate(content: str, client_msg_id: str | None) -> None:
         raise InvalidMessage("content and client_msg_id must not contain NUL characters")
 
 
+# Built once: constructing these expressions on every send cost more CPU than running them.
+_CONVERSATION_OF_SENDER = (
+    select(Conversation.title, participant_ids_of(Conversation.id).label("participant_ids"))
+    .join(
+        Participant,
+        and_(
+            Participant.conversation_id == Conversation.id,
+            Participant.user_id == bindparam("sender_id"),
+        ),
+    )
+    .where(Conversation.id == bindparam("conversation_id"))
+)
+_INSERT_MESSAGE = insert(Message).returning(Message)
+_INSERT_MESSAGE_ONCE = (
+    insert(Message)
+    .on_conflict_do_nothing(constraint="uq_messages_sender_client_msg_id")
+    .returning(Message)
+)
+
+
 async def send_message(
     session: AsyncSession,
     *,
@@ -82,34 +102,22 @@ async def send_message(
     _validate(content, client_msg_id)
     conversation = (
         await session.execute(
-            select(
-                Conversation.title,
-                participant_ids_of(Conversation.id).label("participant_ids"),
-            )
-            .join(
-                Participant,
-                and_(
-                    Participant.conversation_id == Conversation.id,
-                    Participant.user_id == sender.id,
-                ),
-            )
-            .where(Conversation.id == conversation_id)
+            _CONVERSATION_OF_SENDER, {"conversation_id": conversation_id, "sender_id": sender.id}
         )
     ).one_or_none()
     if conversation is None:
         raise ConversationNotFound(conversation_id)
     participant_ids = list(conversation.participant_ids)
 
-    statement = insert(Message).values(
-        id=uuid.uuid4(),
-        conversation_id=conversation_id,
-        sender_id=sender.id,
-        content=content,
-        client_msg_id=client_msg_id,
-    )
-    if client_msg_id is not None:
-        statement = statement.on_conflict_do_nothing(constraint="uq_messages_sender_client_msg_id")
-    message = (await session.scalars(statement.returning(Message))).one_or_none()
+    statement = _INSERT_MESSAGE if client_msg_id is None else _INSERT_MESSAGE_ONCE
+    row = {
+        "id": uuid.uuid4(),
+        "conversation_id": conversation_id,
+        "sender_id": sender.id,
+        "content": content,
+        "client_msg_id": client_msg_id,
+    }
+    message = (await session.scalars(statement, [row])).one_or_none()
 
     if message is None:  # the client_msg_id was used before: answer with the original
         original = (

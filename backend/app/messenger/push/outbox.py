@@ -13,6 +13,8 @@ from backend.app.messenger.messages.models import Message
 from backend.app.messenger.push.models import PushJob
 from backend.app.messenger.push.payloads import Notification, message_notification
 
+_INSERT_JOB = insert(PushJob).returning(PushJob.id)  # built once; values come as parameters
+
 
 async def enqueue_message_push(
     session: AsyncSession,

@@ -1,10 +1,9 @@
 """The WebSocket hub: this process's open connections, presence bookkeeping, and fan-out of
 events to every instance through Redis pub/sub.
 
-Routing: each connection id starts with its instance id and is recorded in the user's
-presence set, so publishing an event reads the recipients' live connections (one round
-trip), delivers to local connections directly, and publishes one envelope per other
-instance that holds some of them (one round trip) on that instance's own channel.
+Routing: an event is delivered to this instance's connections directly and published once
+on a channel every instance subscribes to; each other instance delivers it to the
+recipients' connections it holds (see BROADCAST_CHANNEL for why not per-instance routing).
 
 Back-pressure: every connection has a bounded send queue drained by its own writer task.
 Enqueueing never waits, so a slow or dead client cannot hold up delivery to anyone else;
@@ -38,7 +37,12 @@ CLOSE_TOO_SLOW = 1008  # the client did not keep up with its messages
 CLOSE_UNAUTHORIZED = 4401  # bad, missing or expired token
 CLOSE_IDLE = 4408  # nothing received for PRESENCE_TTL_SECONDS
 CLOSE_TIMEOUT_SECONDS = 2.0  # a client that cannot take our close frame is simply dropped
-CHANNEL_PREFIX = "messenger:ws:"
+# Every instance subscribes to one channel and delivers to its own connections. One PUBLISH per
+# event costs far less than looking up each recipient's live connections to route it (measured
+# in bench/: that lookup was the largest CPU cost of sending a message); the price is that every
+# instance reads every event, which is fine for the handful of instances this service runs on.
+# Past that, shard the channel by a hash of the user id.
+BROADCAST_CHANNEL = "messenger:ws:events"
 
 FrameHandler = Callable[["Connection", str | None, bytes | None], Awaitable[None]]
 
@@ -81,10 +85,6 @@ class Connection:
             self.closed.set()
 
 
-def instance_of(connection_id: str) -> str:
-    return connection_id.partition(":")[0]
-
-
 class Hub:
     def __init__(
         self, *, settings: Settings, redis: Redis, send_queue_size: int = SEND_QUEUE_SIZE
@@ -93,7 +93,7 @@ class Hub:
         self.redis = redis
         self.send_queue_size = send_queue_size
         self.instance_id = uuid.uuid4().hex
-        self.channel = CHANNEL_PREFIX + self.instance_id
+        self.channel = BROADCAST_CHANNEL
         self._by_user: dict[str, dict[str, Connection]] = {}
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -282,22 +282,9 @@ class Hub:
         """Send a frame to every open connection of these users, on every instance."""
         frame = dumps(payload)
         self.deliver_local(frame, user_ids, exclude_connection_id=exclude_connection_id)
+        envelope = {"origin": self.instance_id, "user_ids": list(user_ids), "frame": frame}
         try:
-            live = await presence.live_connection_ids(self.redis, user_ids)
-            recipients: dict[str, set[str]] = {}
-            for user_id, connection_ids in live.items():
-                for connection_id in connection_ids:
-                    recipients.setdefault(instance_of(connection_id), set()).add(user_id)
-            recipients.pop(self.instance_id, None)
-            if not recipients:
-                return
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for instance_id, users in recipients.items():
-                    pipe.publish(
-                        CHANNEL_PREFIX + instance_id,
-                        dumps({"user_ids": sorted(users), "frame": frame}),
-                    )
-                await pipe.execute()
+            await self.redis.publish(BROADCAST_CHANNEL, dumps(envelope))
         except Exception:
             log.warning("could not publish a %s event to other instances", payload.get("type"))
 
@@ -336,6 +323,7 @@ class Hub:
                 continue
             try:
                 envelope = json.loads(message["data"])
-                self.deliver_local(envelope["frame"], envelope["user_ids"])
+                if envelope["origin"] != self.instance_id:  # our own: delivered before publishing
+                    self.deliver_local(envelope["frame"], envelope["user_ids"])
             except (ValueError, KeyError, TypeError):
                 log.warning("ignoring a malformed hub envelope")
