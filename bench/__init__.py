@@ -1,0 +1,1 @@
+"""Benchmarks of the messenger backend against the real stack (`python -m bench`, see README.md)."""
