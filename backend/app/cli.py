@@ -79,7 +79,7 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     settings = _settings_with_infrastructure(migrate_embedded=True)
-    app = create_app(settings, background=background)
+    app = create_app(settings, background=background, freeze_gc=True)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 
@@ -97,7 +97,7 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         holder = SimpleNamespace(state=SimpleNamespace())
-        async with runtime(holder, settings, api=False, background=True):  # type: ignore[arg-type]
+        async with runtime(holder, settings, api=False, background=True, freeze_gc=True):  # type: ignore[arg-type]
             log.info("worker running")
             await stop.wait()
         log.info("worker stopped")
