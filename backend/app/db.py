@@ -8,11 +8,10 @@ the response is sent (FastAPI's function-scoped dependency).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, func
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -57,11 +56,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
-
-
-async def db_now(session: AsyncSession) -> datetime:
-    """The database clock: every timestamp comparison uses one clock, whatever the app hosts say."""
-    return (await session.execute(func.now().select())).scalar_one()
 
 
 # What routers declare: a session whose transaction commits before the response is sent.

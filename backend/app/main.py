@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from backend.app.config import Settings
 from backend.app.db import create_engine, create_sessionmaker
+from backend.app.messenger.conversations.service import ConversationNotFound
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ def create_app(
     from backend.app.messenger.router import router as messenger_router
 
     app.include_router(messenger_router, prefix=API_PREFIX)
+
+    @app.exception_handler(ConversationNotFound)
+    async def conversation_not_found(request: Request, exc: ConversationNotFound) -> JSONResponse:
+        """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
+        return JSONResponse({"detail": "Conversation not found"}, status_code=404)
 
     @app.get("/health", tags=["operations"])
     async def health(request: Request) -> JSONResponse:

@@ -6,7 +6,6 @@ from fastapi import APIRouter, status
 
 from backend.app.auth import CurrentUserDep
 from backend.app.db import SessionDep
-from backend.app.errors import not_found
 from backend.app.messenger.conversations import service
 from backend.app.messenger.conversations.schemas import (
     AddParticipantsRequest,
@@ -16,7 +15,7 @@ from backend.app.messenger.conversations.schemas import (
     NotificationSettings,
     NotificationSettingsUpdate,
 )
-from backend.app.messenger.conversations.service import ConversationNotFound, ConversationView
+from backend.app.messenger.conversations.service import ConversationView
 
 router = APIRouter(tags=["conversations"])
 NOT_FOUND = {404: {"description": "No such conversation, or the caller is not a participant"}}
@@ -53,12 +52,7 @@ async def list_conversations(user: CurrentUserDep, session: SessionDep) -> Conve
 async def get_conversation(
     conversation_id: uuid.UUID, user: CurrentUserDep, session: SessionDep
 ) -> ConversationOut:
-    try:
-        view = await service.get_conversation(
-            session, conversation_id=conversation_id, user_id=user.id
-        )
-    except ConversationNotFound as exc:
-        raise not_found("Conversation") from exc
+    view = await service.get_conversation(session, conversation_id=conversation_id, user_id=user.id)
     return _out(view)
 
 
@@ -79,12 +73,9 @@ async def add_participants(
     notification settings are kept). Answers 200 with the updated conversation; 404 when
     the conversation is unknown or the caller is not a participant.
     """
-    try:
-        view = await service.add_participants(
-            session, conversation_id=conversation_id, user_id=user.id, new_user_ids=body.user_ids
-        )
-    except ConversationNotFound as exc:
-        raise not_found("Conversation") from exc
+    view = await service.add_participants(
+        session, conversation_id=conversation_id, user_id=user.id, new_user_ids=body.user_ids
+    )
     return _out(view)
 
 
@@ -98,12 +89,9 @@ async def get_notification_settings(
 ) -> NotificationSettings:
     """The caller's settings for this conversation. `muted` is the mute in effect now:
     a `muted_until` in the past reads as `muted: false`."""
-    try:
-        view = await service.get_notification_settings(
-            session, conversation_id=conversation_id, user_id=user.id
-        )
-    except ConversationNotFound as exc:
-        raise not_found("Conversation") from exc
+    view = await service.get_notification_settings(
+        session, conversation_id=conversation_id, user_id=user.id
+    )
     return NotificationSettings(
         muted=view.muted, muted_until=view.muted_until, push_enabled=view.push_enabled
     )
@@ -128,12 +116,9 @@ async def update_notification_settings(
     A `muted_until` without an offset is read as UTC. Answers with the settings now in
     effect.
     """
-    try:
-        view = await service.update_notification_settings(
-            session, conversation_id=conversation_id, user_id=user.id, changes=body.changes()
-        )
-    except ConversationNotFound as exc:
-        raise not_found("Conversation") from exc
+    view = await service.update_notification_settings(
+        session, conversation_id=conversation_id, user_id=user.id, changes=body.changes()
+    )
     return NotificationSettings(
         muted=view.muted, muted_until=view.muted_until, push_enabled=view.push_enabled
     )

@@ -15,7 +15,7 @@ from fastapi import (
 
 from backend.app.auth import CurrentUserDep
 from backend.app.db import SessionDep
-from backend.app.errors import not_found, unprocessable
+from backend.app.errors import unprocessable
 from backend.app.messenger.messages import service
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import MessageOut, MessagePage, SendMessageRequest
@@ -57,8 +57,6 @@ async def send_message(
             client_msg_id=body.client_msg_id,
             include_content=request.app.state.settings.push_include_content,
         )
-    except service.ConversationNotFound as exc:
-        raise not_found("Conversation") from exc
     except service.ClientMsgIdConflict as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -89,8 +87,6 @@ async def list_messages(
         messages = await service.list_messages(
             session, conversation_id=conversation_id, user_id=user.id, before=before, limit=limit
         )
-    except service.ConversationNotFound as exc:
-        raise not_found("Conversation") from exc
     except service.UnknownCursor as exc:
         raise unprocessable(
             ("query", "before"), "before is not a message of this conversation"

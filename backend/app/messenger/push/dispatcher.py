@@ -119,6 +119,7 @@ _RECORD = text(
     WHERE d.job_id = u.job_id AND d.device_id = u.device_id
     """
 )
+_MARK_FANNED_OUT = text("UPDATE push_jobs SET fanned_out_at = now() WHERE id = :id")
 _MARK_USED = text(
     "UPDATE device_tokens SET last_used_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
@@ -257,9 +258,7 @@ class PushDispatcher:
         async with self.sessionmaker.begin() as session:
             job_id = await enqueue_direct_push(session, user_id=user_id, notification=notification)
             await self._create_deliveries(session, job_id=job_id, user_ids=[user_id], owned=True)
-            await session.execute(
-                text("UPDATE push_jobs SET fanned_out_at = now() WHERE id = :id"), {"id": job_id}
-            )
+            await session.execute(_MARK_FANNED_OUT, {"id": job_id})
         reports: list[DeviceReport] = []
         await self._deliver(claim=_CLAIM_OWNED, job_id=job_id, reports=reports)
         if any(r.outcome == "retry_scheduled" for r in reports):
@@ -305,9 +304,7 @@ class PushDispatcher:
                 skipped = len(set(recipients) - with_devices)
                 if skipped:
                     PUSH_SKIPPED.labels("no_devices").inc(skipped)
-            await session.execute(
-                text("UPDATE push_jobs SET fanned_out_at = now() WHERE id = :id"), {"id": job.id}
-            )
+            await session.execute(_MARK_FANNED_OUT, {"id": job.id})
         return True
 
     async def _offline_recipients(self, session: AsyncSession, job: Any) -> list[str]:
