@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.app.config import Settings
+from backend.app.runtime import SettingsDep
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -61,12 +62,8 @@ def decode_token(token: str, settings: Settings) -> CurrentUser:
     )
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
 def current_user(
-    request: Request,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -76,7 +73,7 @@ def current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return decode_token(credentials.credentials, get_settings(request))
+        return decode_token(credentials.credentials, settings)
     except InvalidToken as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -91,9 +88,11 @@ def admin_user(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUs
     return user
 
 
-def service_caller(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+def service_caller(
+    settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None
+) -> None:
     """Server-to-server calls: constant-time compare; an unset key on the server refuses everyone."""
-    expected = get_settings(request).service_api_key
+    expected = settings.service_api_key
     if not expected or not x_api_key or not hmac.compare_digest(x_api_key, expected):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing or invalid X-API-Key")
 

@@ -11,7 +11,6 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -86,7 +85,7 @@ def serve(
 @cli.command()
 def worker() -> None:
     """Run push delivery and pruning only (no HTTP), to scale background work apart from the API."""
-    from backend.app.main import runtime
+    from backend.app.main import open_runtime
 
     _setup_logging()
     settings = _settings_with_infrastructure(migrate_embedded=True)
@@ -96,8 +95,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        holder = SimpleNamespace(state=SimpleNamespace())
-        async with runtime(holder, settings, api=False, background=True, freeze_gc=True):  # type: ignore[arg-type]
+        async with open_runtime(settings, api=False, background=True, freeze_gc=True):
             log.info("worker running")
             await stop.wait()
         log.info("worker stopped")

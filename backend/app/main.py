@@ -18,6 +18,7 @@ from sqlalchemy import text
 from backend.app.config import Settings
 from backend.app.db import create_engine, create_sessionmaker
 from backend.app.messenger.conversations.service import ConversationNotFound
+from backend.app.runtime import Runtime, RuntimeDep
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ def create_redis(url: str) -> Redis:
 
 
 @asynccontextmanager
-async def runtime(
-    app: FastAPI, settings: Settings, *, api: bool, background: bool, freeze_gc: bool = False
-) -> AsyncIterator[None]:
+async def open_runtime(
+    settings: Settings, *, api: bool, background: bool, freeze_gc: bool = False
+) -> AsyncIterator[Runtime]:
     """Start what this process needs; tear it down in reverse order."""
     from backend.app.messenger.pruning import prune_loop
     from backend.app.messenger.push.dispatcher import PushDispatcher
@@ -51,29 +52,30 @@ async def runtime(
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
-        # Background work has its own pool: a burst of requests queueing for connections must
-        # not starve push delivery and pruning (and they must not starve requests).
         background_engine = create_engine(settings.database_url, pool_size=5)
         stack.push_async_callback(background_engine.dispose)
         background_sessionmaker = create_sessionmaker(background_engine)
         redis = create_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
-        sessionmaker = create_sessionmaker(engine)
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
-        app.state.redis = redis
 
         push = PushDispatcher(settings=settings, sessionmaker=background_sessionmaker, redis=redis)
         await push.start(run_workers=background)
         stack.push_async_callback(push.stop)
-        app.state.push = push
+        rt = Runtime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            background_engine=background_engine,
+            background_sessionmaker=background_sessionmaker,
+            redis=redis,
+            push=push,
+        )
 
         if api:
             hub = Hub(settings=settings, redis=redis)
             await hub.start()
             stack.push_async_callback(hub.stop)
-            app.state.hub = hub
+            rt.hub = hub
 
         tasks: list[asyncio.Task[None]] = []
         if background:
@@ -95,7 +97,7 @@ async def runtime(
             # Only when we own the process (the CLI); a host application decides for itself.
             gc.collect()
             gc.freeze()
-        yield
+        yield rt
 
 
 def create_app(
@@ -106,7 +108,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime(app, settings, api=True, background=background, freeze_gc=freeze_gc):
+        async with open_runtime(
+            settings, api=True, background=background, freeze_gc=freeze_gc
+        ) as rt:
+            app.state.runtime = rt
             yield
 
     app = FastAPI(
@@ -125,16 +130,16 @@ def create_app(
         return JSONResponse({"detail": "Conversation not found"}, status_code=404)
 
     @app.get("/health", tags=["operations"])
-    async def health(request: Request) -> JSONResponse:
+    async def health(rt: RuntimeDep) -> JSONResponse:
         checks = {"database": "ok", "redis": "ok"}
         try:
-            async with asyncio.timeout(3), request.app.state.engine.connect() as connection:
+            async with asyncio.timeout(3), rt.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
         try:
             async with asyncio.timeout(3):
-                await request.app.state.redis.ping()
+                await rt.redis.ping()
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())

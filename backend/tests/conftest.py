@@ -29,15 +29,11 @@ TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 TEST_API_KEY = "test-service-api-key"
 API = "/api/v1/messenger"
 
-TABLES = (
-    "push_deliveries",
-    "push_jobs",
-    "messages",
-    "conversation_participants",
-    "conversations",
-    "device_tokens",
-    "maintenance_runs",
-)
+# Every table but Alembic's bookkeeping: new domain packages need no edit here.
+ALL_TABLES = """
+SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables
+WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+"""
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +56,8 @@ def database_url(infrastructure: test_infra.TestInfrastructure) -> Iterator[str]
 async def clean_state(database_url: str, infrastructure: test_infra.TestInfrastructure) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        tables = await connection.fetchval(ALL_TABLES)
+        await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     finally:
         await connection.close()
     redis = Redis.from_url(infrastructure.redis_url)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from backend.app.auth import AdminUserDep, CurrentUserDep
 from backend.app.db import SessionDep
@@ -29,6 +29,7 @@ from backend.app.messenger.devices.validation import (
     token_preview,
 )
 from backend.app.ratelimit import enforce_rate_limit
+from backend.app.runtime import RuntimeDep, SettingsDep
 
 router = APIRouter(tags=["devices"])
 
@@ -53,12 +54,12 @@ def _device_out(device: DeviceToken) -> DeviceOut:
 )
 async def register_device(
     body: RegisterDeviceRequest,
-    request: Request,
+    rt: RuntimeDep,
     response: Response,
     user: CurrentUserDep,
     session: SessionDep,
 ) -> RegisterDeviceResponse:
-    settings = request.app.state.settings
+    settings = rt.settings
     try:
         check_combination(body.provider, body.platform)
     except TokenError as exc:
@@ -68,7 +69,7 @@ async def register_device(
     except TokenError as exc:
         raise unprocessable(("body", "device_token"), str(exc)) from exc
     await enforce_rate_limit(
-        request.app.state.redis,
+        rt.redis,
         key=f"device-register:{user.id}",
         limit=settings.device_registrations_per_minute,
     )
@@ -109,8 +110,8 @@ async def unregister_device(
 
 
 @router.get("/push/vapid-public-key", response_model=VapidPublicKey)
-async def vapid_public_key(request: Request) -> VapidPublicKey:
-    key = request.app.state.settings.web_push_public_key
+async def vapid_public_key(settings: SettingsDep) -> VapidPublicKey:
+    key = settings.web_push_public_key
     if not key:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Web Push is not configured")
     return VapidPublicKey(public_key=key)

@@ -8,7 +8,6 @@ from fastapi import (
     BackgroundTasks,
     HTTPException,
     Query,
-    Request,
     Response,
     status,
 )
@@ -19,6 +18,7 @@ from backend.app.errors import unprocessable
 from backend.app.messenger.messages import service
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import MessageOut, MessagePage, SendMessageRequest
+from backend.app.runtime import RuntimeDep
 
 router = APIRouter(tags=["messages"])
 NOT_FOUND = {404: {"description": "No such conversation, or the caller is not a participant"}}
@@ -37,7 +37,7 @@ NOT_FOUND = {404: {"description": "No such conversation, or the caller is not a 
 async def send_message(
     conversation_id: uuid.UUID,
     body: SendMessageRequest,
-    request: Request,
+    rt: RuntimeDep,
     response: Response,
     background: BackgroundTasks,
     user: CurrentUserDep,
@@ -55,7 +55,7 @@ async def send_message(
             sender=user,
             content=body.content,
             client_msg_id=body.client_msg_id,
-            include_content=request.app.state.settings.push_include_content,
+            include_content=rt.settings.push_include_content,
         )
     except service.ClientMsgIdConflict as exc:
         raise HTTPException(
@@ -66,7 +66,7 @@ async def send_message(
         response.status_code = status.HTTP_200_OK
     else:
         # Background tasks run after the response, hence after the session dependency committed.
-        background.add_task(announce_message, request.app.state, sent)
+        background.add_task(announce_message, rt, sent)
     return MessageOut.of(sent.message)
 
 

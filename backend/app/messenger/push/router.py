@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from backend.app.auth import CurrentUserDep, service_caller
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.schemas import DevicePushResult, NotifyRequest, PushResults
+from backend.app.runtime import RuntimeDep
 
 router = APIRouter(tags=["push"])
 
@@ -27,21 +28,17 @@ def _results(reports: list) -> PushResults:
 
 
 @router.post("/devices/test", response_model=PushResults)
-async def send_test_push(request: Request, user: CurrentUserDep) -> PushResults:
+async def send_test_push(rt: RuntimeDep, user: CurrentUserDep) -> PushResults:
     """Push to every active device of the caller now, whether online or not."""
-    reports = await request.app.state.push.push_to_user_now(
-        user_id=user.id, notification=TEST_NOTIFICATION
-    )
+    reports = await rt.push.push_to_user_now(user_id=user.id, notification=TEST_NOTIFICATION)
     return _results(reports)
 
 
 @router.post("/internal/notify", response_model=PushResults, dependencies=[Depends(service_caller)])
-async def internal_notify(body: NotifyRequest, request: Request) -> PushResults:
+async def internal_notify(body: NotifyRequest, rt: RuntimeDep) -> PushResults:
     """Server-to-server: push to all of a user's active devices regardless of presence."""
     notification = Notification(
         title=body.title, body=body.body, data=body.data or {}, priority=body.priority
     )
-    reports = await request.app.state.push.push_to_user_now(
-        user_id=body.user_id, notification=notification
-    )
+    reports = await rt.push.push_to_user_now(user_id=body.user_id, notification=notification)
     return _results(reports)

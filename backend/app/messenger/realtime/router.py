@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
+from fastapi import APIRouter, HTTPException, Query, WebSocket, status
 
 from backend.app.auth import CurrentUserDep, InvalidToken, decode_token
 from backend.app.db import SessionDep
@@ -25,6 +25,7 @@ from backend.app.messenger.realtime.protocol import (
     parse_send,
 )
 from backend.app.messenger.realtime.schemas import PresenceResponse, UserPresence
+from backend.app.runtime import Runtime, RuntimeDep, runtime_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["realtime"])
@@ -35,16 +36,18 @@ MAX_PRESENCE_USERS = 1000
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """Real-time channel, `?token=<JWT>`. A bad or missing token is accepted, then closed
     with 4401 (browsers cannot read the status of a refused upgrade)."""
-    state = websocket.app.state
+    rt = runtime_of(websocket)
     await websocket.accept()
     token = websocket.query_params.get("token")
     try:
         if not token:
             raise InvalidToken("missing token")
-        user = decode_token(token, state.settings)
+        user = decode_token(token, rt.settings)
     except InvalidToken:
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
         return
+    hub = rt.hub
+    assert hub is not None, "the WebSocket route is only mounted in API processes"
 
     async def handle(connection: Connection, text: str | None, data: bytes | None) -> None:
         try:
@@ -55,27 +58,27 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 request = parse_send(frame)
                 # Shielded: once the send started, it completes and is announced even if
                 # this connection is torn down meanwhile.
-                await asyncio.shield(state.hub.detach(_send(state, connection, request)))
+                await asyncio.shield(hub.detach(_send(rt, connection, request)))
             else:
                 raise FrameError("unknown_type", f"unknown frame type {frame['type']!r}")
         except FrameError as exc:
             connection.send_json(exc.frame())
 
-    await state.hub.serve(websocket, user, handle)
+    await hub.serve(websocket, user, handle)
 
 
-async def _send(state: Any, connection: Connection, request: SendFrame) -> None:
+async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None:
     """Same service as `POST /conversations/{id}/messages`; announced after the commit."""
     client_msg_id = request.client_msg_id
     try:
-        async with state.sessionmaker.begin() as session:
+        async with rt.sessionmaker.begin() as session:
             sent = await messages.send_message(
                 session,
                 conversation_id=request.conversation_id,
                 sender=connection.user,
                 content=request.content,
                 client_msg_id=client_msg_id,
-                include_content=state.settings.push_include_content,
+                include_content=rt.settings.push_include_content,
             )
     except messages.ConversationNotFound:
         connection.send_json(
@@ -107,12 +110,12 @@ async def _send(state: Any, connection: Connection, request: SendFrame) -> None:
             "message": message_json(sent.message),
         }
     )
-    await announce_message(state, sent, exclude_connection_id=connection.id)
+    await announce_message(rt, sent, exclude_connection_id=connection.id)
 
 
 @router.get("/presence", response_model=PresenceResponse)
 async def get_presence(
-    request: Request,
+    rt: RuntimeDep,
     user: CurrentUserDep,
     session: SessionDep,
     user_ids: Annotated[
@@ -130,9 +133,7 @@ async def get_presence(
     if user.id in requested:
         visible.add(user.id)
     try:
-        found = await presence.presence_of(
-            request.app.state.redis, [u for u in requested if u in visible]
-        )
+        found = await presence.presence_of(rt.redis, [u for u in requested if u in visible])
     except Exception as exc:
         log.warning("presence lookup failed: %s", exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Presence is unavailable") from exc
