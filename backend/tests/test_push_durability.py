@@ -72,7 +72,11 @@ async def test_work_of_a_worker_killed_mid_fan_out_is_finished_by_another(
 ) -> None:
     # The API node does no push work itself: only the worker processes send.
     api = await start_server(background=False, **providers.settings())
-    slow = {"push_concurrency_per_provider": 2, "push_lease_seconds": 3}
+    slow = {
+        "push_concurrency_per_provider": 2,
+        "push_lease_seconds": 3,
+        "push_send_timeout_seconds": 1,
+    }
     async with (
         httpx.AsyncClient(base_url=api.url + API) as client,
         workers(base_settings, providers) as start_worker,
