@@ -16,12 +16,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import LEASE_RECORD_MARGIN_SECONDS, Settings
-from backend.app.messenger.push import repository
+from backend.app.messenger.push import delivery_repository as repository
 from backend.app.messenger.push.breaker import CircuitBreaker
+from backend.app.messenger.push.delivery_repository import ClaimedDelivery, RecordedAttempt
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.base import SendResult, Target, Verdict
 from backend.app.messenger.push.providers.registry import ProviderRegistry
-from backend.app.messenger.push.repository import ClaimedDelivery, RecordedAttempt
 from backend.app.messenger.push.retry import Decision, RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, DeliveryStatus
 from backend.app.metrics import PUSH_LATENCY, count_push

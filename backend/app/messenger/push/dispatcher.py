@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
-from backend.app.messenger.push import repository
+from backend.app.messenger.push import delivery_repository, repository
 from backend.app.messenger.push.apps import Transport, configured_apps
 from backend.app.messenger.push.delivery import DeliveryEngine, DeviceReport
 from backend.app.messenger.push.fanout import FanOutPolicy
@@ -188,7 +188,7 @@ class PushDispatcher:
             return
         self._last_stale_check = loop.time()
         async with self.sessionmaker.begin() as session:
-            finished = await repository.finish_stale(
+            finished = await delivery_repository.finish_stale(
                 session,
                 max_age=float(self.settings.push_max_age_seconds),
                 max_attempts=self.settings.push_max_attempts,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,27 +136,39 @@ class ApnsProvider(PushProvider):
             OSError,
         ) as exc:
             return SendResult.unavailable(f"apns transport: {type(exc).__name__}")
-        return self._classify(result.status, result.description or "", result.timestamp, target)
-
-    def _classify(
-        self, status: str, reason: str, timestamp: int | None, target: Target
-    ) -> SendResult:
-        if status == "200":
-            return SendResult.delivered()
-        if status == "410" and reason in GONE_REASONS:
-            if timestamp is not None:
-                invalid_since = datetime.fromtimestamp(timestamp / 1000, UTC)
-                if invalid_since < target.registered_at:
-                    # The app registered this token again after APNs saw it die: trust the app.
-                    return SendResult.failed(f"{reason} predates the last registration")
-            return SendResult.token_dead(reason)
-        if status == "400" and reason in DEAD_TOKEN_REASONS:
-            return SendResult.token_dead(reason)
-        if status == "429":
-            return SendResult.retry(reason or status)
-        if status in ("500", "503"):
-            return SendResult.unavailable(reason or status)
-        return self._config_errors.report(f"HTTP {status} {reason}")
+        return classify_answer(
+            result.status,
+            result.description or "",
+            result.timestamp,
+            target.registered_at,
+            self._config_errors.report,
+        )
 
     async def close(self) -> None:
         self._client.pool.close()
+
+
+def classify_answer(
+    status: str,
+    reason: str,
+    timestamp: int | None,
+    registered_at: datetime,
+    config_error: Callable[[str], SendResult],
+) -> SendResult:
+    """What an APNs answer means (shared/PROVIDERS.md's table); pure, unit-tested."""
+    if status == "200":
+        return SendResult.delivered()
+    if status == "410" and reason in GONE_REASONS:
+        if timestamp is not None:
+            invalid_since = datetime.fromtimestamp(timestamp / 1000, UTC)
+            if invalid_since < registered_at:
+                # The app registered this token again after APNs saw it die: trust the app.
+                return SendResult.failed(f"{reason} predates the last registration")
+        return SendResult.token_dead(reason)
+    if status == "400" and reason in DEAD_TOKEN_REASONS:
+        return SendResult.token_dead(reason)
+    if status == "429":
+        return SendResult.retry(reason or status)
+    if status in ("500", "503"):
+        return SendResult.unavailable(reason or status)
+    return config_error(f"HTTP {status} {reason}")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -118,7 +119,7 @@ class FcmProvider(PushProvider):
             return SendResult.unavailable(f"fcm transport: {type(exc).__name__}")
         except Exception as exc:  # credentials refresh failed (google-auth via pyfcm)
             return self._config_errors.report(f"cannot obtain an access token: {exc}")
-        return self._classify(status, body, headers)
+        return classify_answer(status, body, headers, self._config_errors.report)
 
     async def _post(
         self, payload: bytes, authorization: str
@@ -136,29 +137,36 @@ class FcmProvider(PushProvider):
                 body = {}
             return response.status, body if isinstance(body, dict) else {}, dict(response.headers)
 
-    def _classify(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> SendResult:
-        if status == 200:
-            return SendResult.delivered()
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        code = _fcm_error_code(error) or str(error.get("status") or status)
-        message = str(error.get("message") or "")
-        retry_after = parse_retry_after(headers.get("Retry-After"))
-        if status == 404 or code == "UNREGISTERED":
-            return SendResult.token_dead("UNREGISTERED")
-        if code == "SENDER_ID_MISMATCH":
-            return SendResult.token_dead("SENDER_ID_MISMATCH")
-        if status == 400 and "registration token" in message.lower():
-            return SendResult.token_dead(f"INVALID_ARGUMENT: {message}")
-        if status == 429:
-            return SendResult.retry(
-                code, retry_after if retry_after is not None else QUOTA_BACKOFF_SECONDS
-            )
-        if status >= 500:
-            return SendResult.unavailable(code, retry_after)
-        return self._config_errors.report(f"HTTP {status} {code}: {message}")
-
     async def close(self) -> None:
         await self._session.close()
+
+
+def classify_answer(
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    config_error: Callable[[str], SendResult],
+) -> SendResult:
+    """What an FCM v1 answer means (shared/PROVIDERS.md's table); pure, unit-tested."""
+    if status == 200:
+        return SendResult.delivered()
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    code = _fcm_error_code(error) or str(error.get("status") or status)
+    message = str(error.get("message") or "")
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 404 or code == "UNREGISTERED":
+        return SendResult.token_dead("UNREGISTERED")
+    if code == "SENDER_ID_MISMATCH":
+        return SendResult.token_dead("SENDER_ID_MISMATCH")
+    if status == 400 and "registration token" in message.lower():
+        return SendResult.token_dead(f"INVALID_ARGUMENT: {message}")
+    if status == 429:
+        return SendResult.retry(
+            code, retry_after if retry_after is not None else QUOTA_BACKOFF_SECONDS
+        )
+    if status >= 500:
+        return SendResult.unavailable(code, retry_after)
+    return config_error(f"HTTP {status} {code}: {message}")
 
 
 def _fcm_error_code(error: dict[str, Any]) -> str | None:

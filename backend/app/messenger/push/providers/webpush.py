@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import aiohttp
 from py_vapid import Vapid
@@ -94,28 +95,30 @@ class WebPushProvider(PushProvider):
             )
             response.release()  # type: ignore[union-attr]
         except WebPushException as exc:
-            return self._classify(exc)
+            return classify_error(exc, self._config_errors.report)
         except AddressRefused:
             return SendResult.failed("endpoint resolves to a refused address")
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendResult.unavailable(f"web push transport: {type(exc).__name__}")
         return SendResult.delivered()
 
-    def _classify(self, exc: WebPushException) -> SendResult:
-        response = exc.response
-        status = getattr(response, "status", None) or getattr(response, "status_code", None)
-        if status is None:
-            return SendResult.retry(f"web push: {exc.message}")
-        if 300 <= status < 400:
-            return SendResult.failed(f"HTTP {status}: redirects are not followed")
-        if status in (404, 410):
-            return SendResult.token_dead(f"HTTP {status}")
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status == 429:
-            return SendResult.retry(f"HTTP {status}", retry_after)
-        if status >= 500:
-            return SendResult.unavailable(f"HTTP {status}", retry_after)
-        return self._config_errors.report(f"HTTP {status}")
-
     async def close(self) -> None:
         await self._session.close()
+
+
+def classify_error(exc: WebPushException, config_error: Callable[[str], SendResult]) -> SendResult:
+    """What a push service's refusal means (shared/PROVIDERS.md's table); pure, unit-tested."""
+    response = exc.response
+    status = getattr(response, "status", None) or getattr(response, "status_code", None)
+    if status is None:
+        return SendResult.retry(f"web push: {exc.message}")
+    if 300 <= status < 400:
+        return SendResult.failed(f"HTTP {status}: redirects are not followed")
+    if status in (404, 410):
+        return SendResult.token_dead(f"HTTP {status}")
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return SendResult.retry(f"HTTP {status}", retry_after)
+    if status >= 500:
+        return SendResult.unavailable(f"HTTP {status}", retry_after)
+    return config_error(f"HTTP {status}")
