@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from datetime import UTC, datetime
 
@@ -17,18 +16,7 @@ from backend.app.messenger.push.providers.base import Target, Verdict
 from backend.tests.conftest import Providers, ServerFactory, bearer
 from backend.tests.emulators import apns, fcm, webpush
 from backend.tests.messaging import eventually
-from backend.tests.push_helpers import register_all_providers
-
-
-async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
-    """Current value of one Prometheus sample (0 when absent)."""
-    text = (await client.get("/metrics")).text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
-            return float(match.group(2))
-    return 0.0
+from backend.tests.push_helpers import metric, register_all_providers
 
 
 async def test_rate_limited_push_is_retried_after_retry_after_and_delivered(

@@ -65,7 +65,8 @@ class FanOutPolicy:
 
     async def candidates(self, session: AsyncSession, job: JobRow) -> Audience:
         if job.kind is PushKind.MESSAGE:
-            assert job.conversation_id is not None and job.sender_id is not None
+            if job.conversation_id is None or job.sender_id is None:
+                raise ValueError(f"message push job {job.id} names no conversation or sender")
             rows = await recipient_settings(
                 session, conversation_id=job.conversation_id, sender_id=job.sender_id
             )
