@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from backend.tests.conftest import API, LiveServer, Providers, ServerFactory, bearer
+from backend.tests.conftest import API, TEST_API_KEY, LiveServer, Providers, ServerFactory, bearer
 from backend.tests.emulators import Reply, fcm
 from backend.tests.messaging import create_conversation, eventually, send_message
 from backend.tests.push_durability_support import offline_group, workers
@@ -157,3 +157,33 @@ async def test_pushes_are_also_counted_by_kind(
         await push_client.post("/devices/test", headers=bearer("alice"))
 
         assert await metric(root, "messenger_pushes_by_kind_total", **labels) == before + 1
+
+
+async def test_a_burst_of_direct_pushes_does_not_hold_up_message_pushes(
+    start_server: ServerFactory, providers: Providers
+) -> None:
+    capacity = {"push_interactive_concurrency": 1, "push_concurrency_per_provider": 2}
+    server = await start_server(**providers.settings(), **capacity)
+    alice_token, bob_token = "fcm-alice-" + "a" * 40, "fcm-bob-" + "b" * 40
+    async with httpx.AsyncClient(base_url=server.url + API, timeout=60) as client:
+        for user, token in (("alice", alice_token), ("bob", bob_token)):
+            await register(
+                client, user, {"device_token": token, "platform": "android", "provider": "fcm"}
+            )
+        conversation = await create_conversation(client, "alice", "bob")
+        providers.fcm.latency = 0.3
+        notify = {"user_id": "alice", "title": "t", "body": "b", "priority": "high"}
+        burst = [
+            asyncio.create_task(
+                client.post("/internal/notify", json=notify, headers={"X-API-Key": TEST_API_KEY})
+            )
+            for _ in range(8)
+        ]
+        await eventually(lambda: providers.fcm.count() >= 1)
+
+        await send_message(client, "alice", conversation["id"], "not stuck behind the burst")
+        await eventually(lambda: any(r.key == bob_token for r in providers.fcm.received))
+
+        direct_so_far = sum(r.key == alice_token for r in providers.fcm.received)
+        await asyncio.gather(*burst)
+    assert direct_so_far < len(burst)

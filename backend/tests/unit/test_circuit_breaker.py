@@ -94,3 +94,14 @@ def test_retry_in_says_how_long_until_the_next_probe() -> None:
         b.record_fault("x")
     clock.now = 4
     assert 6 <= b.retry_in() <= 6.5
+
+
+def test_a_probe_that_never_answered_does_not_block_the_next_one() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_fault("x")
+    clock.now = 10
+    assert b.allow()
+    clock.now = 51
+    assert b.allow()

@@ -29,6 +29,7 @@ class CircuitBreaker:
     _opened_at: float | None = None
     _cool_down: float = field(default=0.0)
     _probing: bool = False
+    _probe_started: float = 0.0
 
     @property
     def state(self) -> CircuitState:
@@ -43,8 +44,10 @@ class CircuitBreaker:
         state = self.state
         if state is CircuitState.CLOSED:
             return True
-        if state is CircuitState.HALF_OPEN and not self._probing:
-            self._probing = True
+        # A probe whose answer never came (its task was cancelled) does not block the next one.
+        stuck = self._probing and self.clock() - self._probe_started > self.max_open_seconds
+        if state is CircuitState.HALF_OPEN and (not self._probing or stuck):
+            self._probing, self._probe_started = True, self.clock()
             return True
         return False
 
