@@ -8,6 +8,7 @@ Create Date: 2026-12-06 19:50:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from alembic import op
 
@@ -35,6 +36,10 @@ def upgrade() -> None:
     )
     op.add_column("push_jobs", sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("push_jobs", sa.Column("last_error", sa.Text(), nullable=True))
+    op.add_column(
+        "push_jobs",
+        sa.Column("recipient_ids", postgresql.ARRAY(sa.String(length=64)), nullable=True),
+    )
     op.drop_constraint(op.f("ck_push_jobs_kind"), "push_jobs", type_="check")
     op.execute("UPDATE push_jobs SET kind = 'notification' WHERE kind = 'direct'")
     op.create_check_constraint(op.f("ck_push_jobs_kind"), "push_jobs", KINDS)
@@ -62,6 +67,7 @@ def downgrade() -> None:
     op.create_check_constraint(
         op.f("ck_push_jobs_kind"), "push_jobs", "kind IN ('message', 'direct')"
     )
+    op.drop_column("push_jobs", "recipient_ids")
     op.drop_column("push_jobs", "last_error")
     op.drop_column("push_jobs", "failed_at")
     op.drop_column("push_jobs", "fanout_attempts")

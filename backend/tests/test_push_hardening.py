@@ -187,3 +187,22 @@ async def test_a_burst_of_direct_pushes_does_not_hold_up_message_pushes(
         direct_so_far = sum(r.key == alice_token for r in providers.fcm.received)
         await asyncio.gather(*burst)
     assert direct_so_far < len(burst)
+
+
+async def test_a_job_for_a_set_of_users_is_fanned_out_to_each_of_their_devices(
+    push_client: httpx.AsyncClient, providers: Providers, sql: asyncpg.Connection
+) -> None:
+    """The seam later push kinds use (notification pushes): `outbox.enqueue_push`."""
+    tokens = {user: f"fcm-{user}-" + "x" * 40 for user in ("bob", "carol", "dave")}
+    for user, token in tokens.items():
+        await register(
+            push_client, user, {"device_token": token, "platform": "android", "provider": "fcm"}
+        )
+
+    await sql.execute(
+        "INSERT INTO push_jobs (kind, title, body, data, recipient_ids) "
+        "VALUES ('notification', 'Maintenance', 'Tonight', '{}', ARRAY['bob', 'carol'])"
+    )
+
+    await eventually(lambda: providers.fcm.count() == 2)
+    assert {r.key for r in providers.fcm.received} == {tokens["bob"], tokens["carol"]}

@@ -77,7 +77,8 @@ class FanOutPolicy:
                 {r.user_id for r in rows if not r.muted and not r.push_enabled},
             )
         else:
-            audience = Audience(job, [job.target_user_id] if job.target_user_id else [])
+            targets = job.recipient_ids or ([job.target_user_id] if job.target_user_id else [])
+            audience = Audience(job, list(dict.fromkeys(targets)))
         for reason in SkipReason:  # enum order is the contract's order
             recipient_filter = self.filters.get(reason)
             if recipient_filter is not None and audience.user_ids:

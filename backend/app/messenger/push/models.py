@@ -28,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.db import Base
@@ -46,6 +46,8 @@ class PushJob(Base):
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     sender_id: Mapped[str | None] = mapped_column(String(64))
     target_user_id: Mapped[str | None] = mapped_column(String(64))
+    # Kinds pushed to a set of users (notifications, clear-on-read) list them here.
+    recipient_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)

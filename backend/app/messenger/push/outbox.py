@@ -55,6 +55,14 @@ async def enqueue_direct_push(
     return await _insert_job(session, notification, kind=kind.value, target_user_id=user_id)
 
 
+async def enqueue_push(
+    session: AsyncSession, *, kind: PushKind, user_ids: list[str], notification: Notification
+) -> int:
+    """A push of `kind` to a set of users, fanned out by the workers (`FanOutPolicy` decides
+    who of them gets it). The seam for notification and clear-on-read pushes."""
+    return await _insert_job(session, notification, kind=kind.value, recipient_ids=user_ids)
+
+
 async def _insert_job(session: AsyncSession, notification: Notification, **columns: object) -> int:
     values = {
         "title": notification.title,

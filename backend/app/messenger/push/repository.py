@@ -21,6 +21,7 @@ class JobRow:
     conversation_id: uuid.UUID | None
     sender_id: str | None
     target_user_id: str | None
+    recipient_ids: list[str] | None
     fanout_attempts: int
 
 
@@ -33,7 +34,7 @@ _CLAIM_JOB = """
           AND (fanout_lease_until IS NULL OR fanout_lease_until < now()) AND {condition}
         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, kind, conversation_id, sender_id, target_user_id, fanout_attempts
+    RETURNING id, kind, conversation_id, sender_id, target_user_id, recipient_ids, fanout_attempts
 """
 _CLAIM_ANY_JOB = text(_CLAIM_JOB.format(condition="TRUE"))
 _CLAIM_THIS_JOB = text(_CLAIM_JOB.format(condition="id = :job_id"))
@@ -84,6 +85,7 @@ async def claim_job(session: AsyncSession, *, job_id: int | None, lease: float) 
         conversation_id=row.conversation_id,
         sender_id=row.sender_id,
         target_user_id=row.target_user_id,
+        recipient_ids=row.recipient_ids,
         fanout_attempts=row.fanout_attempts,
     )
 
