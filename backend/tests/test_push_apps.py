@@ -209,10 +209,49 @@ async def test_admins_see_every_app_with_its_active_devices(
     assert apps["apns", "default"]["devices_active"] == 0
 
 
-async def test_an_app_whose_push_service_fails_opens_its_circuit_while_others_flow_then_recovers(
+async def test_an_app_whose_push_service_is_down_opens_its_circuit_while_others_flow_then_recovers(
     client: httpx.AsyncClient, apps_server: LiveServer, providers: Providers, beta_apps: BetaApps
 ) -> None:
     healthy = await register_device(client, "web_push", None, beta_apps, providers)
+    failing = await register_device(client, "web_push", "beta", beta_apps, providers)
+    beta_apps.webpush.stop()  # the beta app's push service is down: connections refused
+    try:
+
+        async def circuit_open() -> bool:
+            await client.post("/devices/test", headers=bearer("alice"))
+            return (await admin_apps(client))["web_push", "beta"]["circuit"] == "open"
+
+        await eventually(circuit_open, interval=0.2)
+        response = await client.post("/devices/test", headers=bearer("alice"))
+        outcomes = {r["device_token_id"]: r["outcome"] for r in response.json()["results"]}
+
+        assert outcomes == {healthy.id: "delivered", failing.id: "retry_scheduled"}
+        apps = await admin_apps(client)
+        assert apps["web_push", "default"]["circuit"] == "closed"
+        assert "transport" in apps["web_push", "beta"]["last_error"]
+        async with httpx.AsyncClient(base_url=apps_server.url) as root:
+            health = await root.get("/health")
+            metrics = (await root.get("/metrics")).text
+        assert health.status_code == 200
+        assert [(c["provider"], c["app_id"]) for c in health.json()["push"]] == [
+            ("web_push", "beta")
+        ]
+        assert 'messenger_push_circuit_open{app_id="beta",provider="web_push"} 1.0' in metrics
+    finally:
+        beta_apps.webpush.start()  # back up, on the same address
+
+    async def recovered() -> bool:
+        delivered = any(
+            r.key == failing.key and r.status == 201 for r in beta_apps.webpush.received
+        )
+        return delivered and (await admin_apps(client))["web_push", "beta"]["circuit"] == "closed"
+
+    await eventually(recovered, interval=0.2)
+
+
+async def test_held_back_deliveries_do_not_hammer_a_failing_push_service(
+    client: httpx.AsyncClient, providers: Providers, beta_apps: BetaApps
+) -> None:
     failing = await register_device(client, "web_push", "beta", beta_apps, providers)
     beta_apps.webpush.always(failing.key, webpush.reply(503))
 
@@ -223,26 +262,7 @@ async def test_an_app_whose_push_service_fails_opens_its_circuit_while_others_fl
     await eventually(circuit_open, interval=0.2)
     attempts_when_opened = beta_apps.webpush.count()
     response = await client.post("/devices/test", headers=bearer("alice"))
-    outcomes = {r["device_token_id"]: r["outcome"] for r in response.json()["results"]}
 
-    assert outcomes == {healthy.id: "delivered", failing.id: "retry_scheduled"}
-    assert beta_apps.webpush.count() == attempts_when_opened  # held back, not hammered
-    apps = await admin_apps(client)
-    assert apps["web_push", "default"]["circuit"] == "closed"
-    assert "503" in apps["web_push", "beta"]["last_error"]
-    async with httpx.AsyncClient(base_url=apps_server.url) as root:
-        health = await root.get("/health")
-        metrics = (await root.get("/metrics")).text
-    assert health.status_code == 200
-    assert [(c["provider"], c["app_id"]) for c in health.json()["push"]] == [("web_push", "beta")]
-    assert 'messenger_push_circuit_open{app_id="beta",provider="web_push"} 1.0' in metrics
-
-    beta_apps.webpush.reset()  # the push service is back
-
-    async def recovered() -> bool:
-        delivered = any(
-            r.key == failing.key and r.status == 201 for r in beta_apps.webpush.received
-        )
-        return delivered and (await admin_apps(client))["web_push", "beta"]["circuit"] == "closed"
-
-    await eventually(recovered, interval=0.2)
+    assert [r["outcome"] for r in response.json()["results"]] == ["retry_scheduled"]
+    assert beta_apps.webpush.count() == attempts_when_opened
+    assert "503" in (await admin_apps(client))["web_push", "beta"]["last_error"]
