@@ -224,8 +224,7 @@ async def test_message_sends_over_rest_and_websocket_share_one_limit(
 
 async def test_device_test_pushes_are_limited_to_6_a_minute(client: httpx.AsyncClient) -> None:
     answers = [
-        (await client.post("/devices/test", headers=bearer("alice"))).status_code
-        for _ in range(7)
+        (await client.post("/devices/test", headers=bearer("alice"))).status_code for _ in range(7)
     ]
 
     assert answers == [200] * 6 + [429]
@@ -244,5 +243,3 @@ async def test_rate_limits_let_requests_through_when_redis_is_down(
             for i in range(3)
         ]
     assert answers == [201, 201, 201]
-
-
