@@ -39,7 +39,6 @@ def create_redis(url: str, *, timeout_seconds: float = 2.0) -> Redis:
         decode_responses=True,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
-        socket_keepalive=True,
         health_check_interval=30,
         max_connections=200,
         timeout=timeout_seconds,
