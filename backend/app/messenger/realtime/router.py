@@ -117,8 +117,8 @@ async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None
     except messages.InvalidMessage as exc:
         connection.send_json(error_frame("invalid_frame", str(exc), client_msg_id=client_msg_id))
         return
-    except Exception:
-        log.exception("message.send failed on connection %s", connection.id)
+    except Exception as exc:  # the type only: driver errors can quote the values they refused
+        log.error("message.send failed on connection %s: %s", connection.id, type(exc).__name__)
         connection.send_json(
             error_frame("internal_error", "message not stored, retry", client_msg_id=client_msg_id)
         )
