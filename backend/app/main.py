@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from backend.app.config import Settings
 from backend.app.db import create_engine, create_sessionmaker
@@ -140,6 +141,19 @@ def create_app(
     async def conversation_not_found(request: Request, exc: ConversationNotFound) -> JSONResponse:
         """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
         return JSONResponse({"detail": "Conversation not found"}, status_code=404)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OSError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """PostgreSQL unreachable or the connection dropped: a retryable 503, not a 500 (the
+        request's transaction was rolled back, nothing is half-written)."""
+        log.warning("request failed, database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            {"detail": "Service temporarily unavailable, retry"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
 
     @app.get("/health", tags=["operations"])
     async def health(rt: RuntimeDep) -> JSONResponse:
