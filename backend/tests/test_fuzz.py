@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.tests.conftest import TEST_API_KEY, TEST_JWT_SECRET, bearer
-from backend.tests.test_log_scrubbing import free_port, wait_until_serving
+from backend.tests.test_log_scrubbing import free_port, spawn_serve, wait_until_serving
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 FUZZ_SEED = os.environ.get("FUZZ_SEED")
@@ -45,13 +45,8 @@ async def test_generated_requests_on_every_operation_never_get_a_5xx(
         "DEVICE_TESTS_PER_MINUTE": "1000000",
         "DEVICE_REGISTRATIONS_PER_MINUTE": "1000000",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server_log = tmp_path / "server.log"
+    server = spawn_serve(port, env=env, cwd=tmp_path, log_path=server_log)
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_until_serving(base)
@@ -84,11 +79,14 @@ async def test_generated_requests_on_every_operation_never_get_a_5xx(
     finally:
         server.send_signal(signal.SIGTERM)
         try:
-            _, stderr = await asyncio.to_thread(server.communicate, timeout=30)
+            await asyncio.to_thread(server.wait, 30)
         except subprocess.TimeoutExpired:
             server.kill()
-            _, stderr = server.communicate()
+            server.wait()
 
-    assert result.returncode == 0, result.stdout[-20000:] + "\n--- server log ---\n" + (
-        stderr.decode(errors="replace")[-20000:]
+    server_errors = [
+        line for line in server_log.read_text(errors="replace").splitlines() if "ERROR" in line
+    ]
+    assert result.returncode == 0, (
+        result.stdout[-20000:] + "\n--- server errors ---\n" + ("\n".join(server_errors[-50:]))
     )

@@ -30,6 +30,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def spawn_serve(
+    port: int, *, env: dict[str, str], cwd: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """`messenger serve` in a process of its own; stdout and stderr go to a file (a pipe that
+    nobody reads until the end would fill up and block the server's logging)."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.app.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
 async def wait_until_serving(base_url: str) -> None:
     async with asyncio.timeout(60), httpx.AsyncClient() as http:
         while True:
@@ -57,13 +72,8 @@ async def test_a_full_scenario_logs_no_jwt_token_endpoint_key_or_message_text(
         "SERVICE_API_KEY": TEST_API_KEY,
         **{name.upper(): str(value) for name, value in providers.settings().items()},
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend.app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    log_path = tmp_path / "server.log"
+    process = spawn_serve(port, env=env, cwd=tmp_path, log_path=log_path)
     base = f"http://127.0.0.1:{port}"
     secrets_used: list[str] = [SECRET_CONTENT, token_of("alice"), token_of("bob")]
     try:
@@ -118,11 +128,11 @@ async def test_a_full_scenario_logs_no_jwt_token_endpoint_key_or_message_text(
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            _, stderr = await asyncio.to_thread(process.communicate, timeout=HANG_GUARD_SECONDS)
+            await asyncio.to_thread(process.wait, HANG_GUARD_SECONDS)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
-    logs = stderr.decode(errors="replace")
+            process.wait()
+    logs = log_path.read_text(errors="replace")
 
     assert "GET /api/v1/messenger/devices" in logs  # the access log was really captured
     assert "WebSocket" in logs
