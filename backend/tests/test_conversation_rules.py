@@ -243,3 +243,24 @@ async def test_rate_limits_let_requests_through_when_redis_is_down(
             for i in range(3)
         ]
     assert answers == [201, 201, 201]
+
+
+async def test_who_left_gets_no_push(push_client: httpx.AsyncClient, providers: Any) -> None:
+    import asyncio
+
+    from backend.tests.push_helpers import register_all_providers
+
+    bob = await register_all_providers(push_client, providers, "bob")
+    carol = await register_all_providers(push_client, providers, "carol")
+    conversation = await create_conversation(push_client, "alice", "bob", "carol")
+    await push_client.delete(
+        f"/conversations/{conversation['id']}/participants/me", headers=bearer("bob")
+    )
+
+    await send_message(push_client, "alice", conversation["id"], "bob is gone")
+
+    # Carol's push arriving proves the fan-out ran; bob's device got nothing from it.
+    pushes = await asyncio.to_thread(providers.fcm.wait_for, 1)
+    assert [p.key for p in pushes] == [carol.fcm_token]
+    await asyncio.sleep(0.7)  # a few sweeps: nothing more arrives
+    assert bob.fcm_token not in [p.key for p in providers.fcm.received]
