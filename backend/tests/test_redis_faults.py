@@ -175,3 +175,40 @@ async def test_redis_stopped_and_restarted_mid_traffic_loses_no_message_and_reco
     assert {response.json()["id"] for response in sent} == stored
     jobs = await sql.fetchval("SELECT count(*) FROM push_jobs WHERE message_id IS NOT NULL")
     assert jobs == len(sent)
+
+
+@contextlib.asynccontextmanager
+async def black_hole() -> AsyncIterator[str]:
+    """A TCP server that accepts connections and never answers: a Redis that drops packets."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_with_a_black_holed_redis_sends_still_succeed_and_queue_their_push(
+    start_server: ServerFactory, sql: asyncpg.Connection
+) -> None:
+    async with black_hole() as redis_url:
+        server = await start_server(redis_url=redis_url, redis_timeout_seconds=0.3)
+        async with httpx.AsyncClient(base_url=server.url + API, timeout=30) as http:
+            conversation = await create_conversation(http, "alice", "bob")
+            answers = [
+                await send_message(http, "alice", conversation["id"], f"m{i}") for i in range(3)
+            ]
+            await server.stop()
+
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert await sql.fetchval("SELECT count(*) FROM messages") == 3
+    assert await sql.fetchval("SELECT count(*) FROM push_jobs") == 3
