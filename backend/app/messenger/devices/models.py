@@ -54,7 +54,7 @@ class DeviceToken(Base):
     provider: Mapped[str] = mapped_column(String(16))
     # Which push app (set of credentials, see push/apps.py) the token belongs to.
     app_id: Mapped[str] = mapped_column(String(64), server_default=text("'default'"))
-    device_name: Mapped[str | None] = mapped_column(String(100))
+    device_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -15,6 +15,7 @@ from backend.app.messenger.push.schemas import (
     PushResults,
 )
 from backend.app.messenger.push.vocabulary import PushKind
+from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
 from backend.app.runtime import RuntimeDep
 
 router = APIRouter(tags=["push"])
@@ -39,9 +40,18 @@ def _results(reports: list[DeviceReport]) -> PushResults:
     )
 
 
-@router.post("/devices/test", response_model=PushResults)
+@router.post(
+    "/devices/test",
+    response_model=PushResults,
+    responses={429: {"description": "More than 6 test pushes in a minute"}},
+)
 async def send_test_push(rt: RuntimeDep, user: CurrentUserDep) -> PushResults:
-    """Push to every active device of the caller now, whether online or not."""
+    """Push to every active device of the caller now, whether online or not (6 per minute)."""
+    await enforce_rate_limit(
+        rt.redis,
+        key=user_key(Limit.DEVICE_TEST, user.id),
+        limit=rt.settings.device_tests_per_minute,
+    )
     reports = await rt.push.push_to_user_now(
         user_id=user.id, notification=TEST_NOTIFICATION, kind=PushKind.TEST
     )
