@@ -206,3 +206,25 @@ async def test_a_job_for_a_set_of_users_is_fanned_out_to_each_of_their_devices(
 
     await eventually(lambda: providers.fcm.count() == 2)
     assert {r.key for r in providers.fcm.received} == {tokens["bob"], tokens["carol"]}
+
+
+async def test_a_recipient_who_blocked_the_sender_gets_no_push(
+    push_client: httpx.AsyncClient, push_server: LiveServer, providers: Providers
+) -> None:
+    for user in ("bob", "carol"):
+        await register(
+            push_client,
+            user,
+            {"device_token": f"fcm-{user}-" + "x" * 40, "platform": "android", "provider": "fcm"},
+        )
+    conversation = await create_conversation(push_client, "alice", "bob", "carol")
+    assert (await push_client.put("/blocks/alice", headers=bearer("bob"))).status_code == 200
+    async with httpx.AsyncClient(base_url=push_server.url) as root:
+        before = await metric(root, "messenger_push_skipped_total", reason="blocked")
+
+        await send_message(push_client, "alice", conversation["id"], "hello both")
+
+        await eventually(lambda: providers.fcm.count() == 1)
+        await asyncio.sleep(0.5)  # bob's push would have arrived meanwhile
+        assert [r.key for r in providers.fcm.received] == ["fcm-carol-" + "x" * 40]
+        assert await metric(root, "messenger_push_skipped_total", reason="blocked") == before + 1

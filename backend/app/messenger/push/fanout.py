@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.messenger.blocks.service import users_blocking
 from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
 from backend.app.messenger.push.repository import JobRow
@@ -54,10 +55,19 @@ class Audience:
                 PUSH_SKIPPED.labels(reason.value).inc(count)
 
 
+async def blocked_the_sender(session: AsyncSession, job: JobRow, user_ids: list[str]) -> set[str]:
+    """Recipients of a message who blocked its sender (the blocks package's one query)."""
+    if job.kind is not PushKind.MESSAGE or job.sender_id is None:
+        return set()
+    return await users_blocking(session, blocked_id=job.sender_id, candidates=user_ids)
+
+
 class FanOutPolicy:
     def __init__(self, filters: dict[SkipReason, RecipientFilter] | None = None) -> None:
         # Applied in the contract's order of skip reasons, whatever the registration order.
-        self.filters: dict[SkipReason, RecipientFilter] = dict(filters or {})
+        self.filters: dict[SkipReason, RecipientFilter] = (
+            {SkipReason.BLOCKED: blocked_the_sender} if filters is None else dict(filters)
+        )
 
     def register(self, reason: SkipReason, recipient_filter: RecipientFilter) -> None:
         """Plug in another package's set-based rule (e.g. blocks, quiet hours)."""
