@@ -327,3 +327,16 @@ class Hub:
                     self.deliver_local(envelope["frame"], envelope["user_ids"])
             except (ValueError, KeyError, TypeError):
                 log.warning("ignoring a malformed hub envelope")
+
+
+async def publish_per_user(redis: Redis, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """One frame per user, for processes without a hub (`messenger worker`) or work that is not
+    tied to a connection: one pipelined round trip; every instance's hub (this one's included,
+    the origin being no hub's id) delivers each frame to that user's local connections."""
+    if not frames:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, payload in frames:
+            envelope = {"origin": "background", "user_ids": [user_id], "frame": dumps(payload)}
+            pipe.publish(BROADCAST_CHANNEL, dumps(envelope))
+        await pipe.execute()
