@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,6 +14,7 @@ from backend.app.config import Settings
 from backend.app.messenger import presence
 from backend.app.messenger.notifications import materialize
 from backend.app.messenger.notifications.inbox import entry_json
+from backend.app.messenger.notifications.schemas import InboxEntryOut
 from backend.app.messenger.realtime.hub import publish_per_user
 
 log = logging.getLogger(__name__)
@@ -23,14 +25,15 @@ async def announce(redis: Redis, batch: materialize.Batch) -> None:
     batch, one pipelined publish. Best effort: the inbox has the entry either way."""
     try:
         online = await presence.online_user_ids(redis, [user_id for _, user_id in batch.inbox])
+        created_at = batch.created_at.astimezone(UTC)  # serialised as the API does ("Z")
         frames = [
             (
                 user_id,
                 {
                     "type": "notification.new",
-                    "notification": entry_json(
-                        entry_id, batch.notification, batch.created_at, None
-                    ),
+                    "notification": InboxEntryOut.model_validate(
+                        entry_json(entry_id, batch.notification, created_at, None)
+                    ).model_dump(mode="json"),
                 },
             )
             for entry_id, user_id in batch.inbox
