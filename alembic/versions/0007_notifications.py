@@ -45,6 +45,7 @@ def upgrade() -> None:
         ),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("progressed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("cursor_user_id", sa.String(length=64), nullable=True),
         sa.Column("recipient_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.CheckConstraint(

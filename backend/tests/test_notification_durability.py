@@ -35,7 +35,7 @@ async def test_a_broadcast_survives_a_killed_worker_without_duplicates(
     # Small batches, so the kill lands in the middle of the work.
     worker_settings = {
         **base_settings,
-        "notification_batch_size": 10,
+        "notification_batch_size": 50,
         "notification_sweep_interval_seconds": 0.1,
     }
     users = [f"member-{index:05d}" for index in range(RECIPIENTS)]
@@ -46,7 +46,7 @@ async def test_a_broadcast_survives_a_killed_worker_without_duplicates(
             processes.append(start_worker(worker_settings))
 
             async def some_done() -> bool:
-                return await sql.fetchval("SELECT count(*) FROM notification_inbox") >= 300
+                return await sql.fetchval("SELECT count(*) FROM notification_inbox") >= 200
 
             await eventually(some_done)
             processes[0].send_signal(signal.SIGKILL)

@@ -90,3 +90,17 @@ async def test_channels_without_in_app_create_no_inbox_entry(client: httpx.Async
     assert (await client.get("/notifications", headers=bearer("alice"))).json()[
         "next_cursor"
     ] is None
+
+
+async def test_a_small_send_does_not_wait_for_a_big_broadcast_to_finish(
+    start_server,  # type: ignore[no-untyped-def]
+) -> None:
+    from backend.tests.conftest import API
+    from backend.tests.notification_helpers import admin_entry
+
+    server = await start_server(notification_batch_size=5)
+    async with httpx.AsyncClient(base_url=server.url + API) as client:
+        big = await accepted(client, user_ids=[f"member{i:04d}" for i in range(3000)])
+        small = await accepted(client, user_ids=["zed"])
+        await wait_until_sent(client, small)
+        assert (await admin_entry(client, big))["status"] == "sending"

@@ -1,6 +1,6 @@
 """Materialising recipients: one bounded batch per transaction, resumable at any point.
 
-Each batch, in ONE transaction: lock the oldest due notification (`FOR UPDATE SKIP LOCKED`,
+Each batch, in ONE transaction: lock the due notification that progressed least recently (`FOR UPDATE SKIP LOCKED`,
 so several workers cooperate, each on a different notification at a time), select the next
 `batch_size` audience members after its keyset position `cursor_user_id`, and in one statement
 `INSERT ... SELECT` their recipient rows and (channel `in_app`) inbox entries; then advance the
@@ -75,7 +75,7 @@ async def next_batch(session: AsyncSession, *, batch_size: int) -> Batch | None:
     notification = await session.scalar(
         select(Notification)
         .where(Notification.status.in_(UNFINISHED), Notification.send_at <= func.now())
-        .order_by(Notification.send_at)
+        .order_by(func.coalesce(Notification.progressed_at, Notification.send_at))
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -129,6 +129,8 @@ async def next_batch(session: AsyncSession, *, batch_size: int) -> Batch | None:
     if row.last_user_id is not None:
         notification.cursor_user_id = row.last_user_id
     notification.recipient_count += len(result.new_recipients)
+    # clock_timestamp, not the transaction's now(): the turn order must follow real time.
+    notification.progressed_at = func.clock_timestamp()
     if notification.started_at is None:
         notification.started_at = row.now
     notification.status = NotificationStatus.SENDING

@@ -66,6 +66,9 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the last batch was written: due notifications take turns batch by batch (oldest
+    # progress first), so a big broadcast does not hold up a small send behind it.
+    progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cursor_user_id: Mapped[str | None] = mapped_column(String(64))
     recipient_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
