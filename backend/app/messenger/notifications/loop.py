@@ -4,6 +4,7 @@ after each batch commits, tell the recipients' open WebSocket connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC
 
@@ -57,17 +58,39 @@ async def run_batch(
     return True
 
 
+# The loops running in this process: `kick()` wakes them when this process accepted work, so a
+# send starts at once instead of at the next sweep (other processes still find it by sweeping).
+_wakeups: set[asyncio.Event] = set()
+
+
+def kick() -> None:
+    """Call after the accepting transaction committed (a wake-up before would find nothing)."""
+    for wakeup in _wakeups:
+        wakeup.set()
+
+
 async def notification_loop(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
 ) -> None:
-    """Drain due work, then sleep one sweep. Scheduled sends are found by the same query, so a
-    restart loses nothing: the state lives in the `notifications` rows."""
-    while True:
-        try:
-            while await run_batch(sessionmaker, redis, batch_size=settings.notification_batch_size):
-                pass  # each batch awaits the database, so other tasks run in between
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("notification batch failed; will retry")
-        await asyncio.sleep(settings.notification_sweep_interval_seconds)
+    """Drain due work, then sleep one sweep (or until kicked). Scheduled sends are found by the
+    same query, so a restart loses nothing: the state lives in the `notifications` rows."""
+    wakeup = asyncio.Event()
+    _wakeups.add(wakeup)
+    try:
+        while True:
+            wakeup.clear()
+            try:
+                while await run_batch(
+                    sessionmaker, redis, batch_size=settings.notification_batch_size
+                ):
+                    pass  # each batch awaits the database, so other tasks run in between
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification batch failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    wakeup.wait(), timeout=settings.notification_sweep_interval_seconds
+                )
+    finally:
+        _wakeups.discard(wakeup)

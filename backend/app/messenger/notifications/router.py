@@ -3,12 +3,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    Header,
+    HTTPException,
+    Query,
+    Response,
+    status,
+)
 
 from backend.app.auth import AdminUserDep, CurrentUserDep, service_caller
 from backend.app.db import SessionDep
 from backend.app.errors import not_found, unprocessable
-from backend.app.messenger.notifications import history, inbox, service
+from backend.app.messenger.notifications import history, inbox, loop, service
 from backend.app.messenger.notifications.schemas import (
     Accepted,
     AdminNotificationPage,
@@ -45,6 +54,7 @@ async def create_notification(
     body: CreateNotificationRequest,
     session: SessionDep,
     response: Response,
+    background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Accepted:
     """Queue (or schedule) a notification; recipients are materialised in the background."""
@@ -53,6 +63,8 @@ async def create_notification(
     )
     if not acceptance.created:
         response.status_code = status.HTTP_200_OK
+    elif acceptance.status == "queued":
+        background.add_task(loop.kick)  # runs after the commit: wake this process's loop
     return Accepted(notification_id=acceptance.notification_id, status=acceptance.status)  # type: ignore[arg-type]
 
 
