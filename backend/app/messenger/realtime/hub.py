@@ -44,6 +44,16 @@ CLOSE_TIMEOUT_SECONDS = 2.0  # a client that cannot take our close frame is simp
 # Past that, shard the channel by a hash of the user id.
 BROADCAST_CHANNEL = "messenger:ws:events"
 
+
+def broadcast_channel(redis: Redis) -> str:
+    """The channel of this Redis database. Pub/sub ignores database numbers: deployments (or
+    test sessions) sharing one Redis server on different databases would otherwise receive
+    each other's events, i.e. one deployment's users would see another's frames."""
+    pool = getattr(redis, "connection_pool", None)  # a Redis Cluster has only database 0
+    db = getattr(pool, "connection_kwargs", {}).get("db", 0)
+    return f"{BROADCAST_CHANNEL}:{db}"
+
+
 FrameHandler = Callable[["Connection", str | None, bytes | None], Awaitable[None]]
 
 
@@ -93,7 +103,7 @@ class Hub:
         self.redis = redis
         self.send_queue_size = send_queue_size
         self.instance_id = uuid.uuid4().hex
-        self.channel = BROADCAST_CHANNEL
+        self.channel = broadcast_channel(redis)
         self._by_user: dict[str, dict[str, Connection]] = {}
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -284,7 +294,7 @@ class Hub:
         self.deliver_local(frame, user_ids, exclude_connection_id=exclude_connection_id)
         envelope = {"origin": self.instance_id, "user_ids": list(user_ids), "frame": frame}
         try:
-            await self.redis.publish(BROADCAST_CHANNEL, dumps(envelope))
+            await self.redis.publish(self.channel, dumps(envelope))
         except Exception:
             log.warning("could not publish a %s event to other instances", payload.get("type"))
 
@@ -335,8 +345,9 @@ async def publish_per_user(redis: Redis, frames: Sequence[tuple[str, dict[str, A
     the origin being no hub's id) delivers each frame to that user's local connections."""
     if not frames:
         return
+    channel = broadcast_channel(redis)
     async with redis.pipeline(transaction=False) as pipe:
         for user_id, payload in frames:
             envelope = {"origin": "background", "user_ids": [user_id], "frame": dumps(payload)}
-            pipe.publish(BROADCAST_CHANNEL, dumps(envelope))
+            pipe.publish(channel, dumps(envelope))
         await pipe.execute()
