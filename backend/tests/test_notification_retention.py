@@ -53,3 +53,22 @@ async def test_the_retention_is_notification_retention_days(
     )
 
     assert await inbox_ids(client, "alice") == []
+
+
+async def test_notifications_finished_before_the_retention_leave_the_history(
+    client: httpx.AsyncClient, sql: asyncpg.Connection, database_url: str, settings: Settings
+) -> None:
+    old = await accepted(client, user_ids=["alice", "bob", "carol"])
+    await wait_until_sent(client, old)
+    recent = await accepted(client, user_ids=["alice"])
+    await wait_until_sent(client, recent)
+    await sql.execute(
+        "UPDATE notifications SET finished_at = now() - interval '91 days' WHERE id = $1",
+        uuid.UUID(old),
+    )
+
+    await prune_now(sql, database_url, settings.model_copy(update={"prune_batch_size": 2}))
+
+    assert await sql.fetchval("SELECT count(*) FROM notifications") == 1
+    assert await sql.fetchval("SELECT count(*) FROM notification_recipients") == 1
+    assert await inbox_ids(client, "alice") == [recent]

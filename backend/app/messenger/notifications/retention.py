@@ -10,7 +10,11 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.app.messenger.notifications.models import InboxEntry, Notification
+from backend.app.messenger.notifications.models import (
+    InboxEntry,
+    Notification,
+    NotificationRecipient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +40,36 @@ async def prune_notifications(
         if result.rowcount < batch_size:
             break
     while True:
-        # One notification's recipients cascade with it: keep the batch of notifications small.
         async with sessionmaker.begin() as session:
-            old_notifications = (
-                select(Notification.id)
-                .where(Notification.finished_at < cutoff)
-                .limit(max(1, batch_size // 1000))
-                .with_for_update(skip_locked=True)
+            expired = await session.scalar(
+                select(Notification.id).where(Notification.finished_at < cutoff).limit(1)
             )
-            result = await session.execute(
-                delete(Notification).where(Notification.id.in_(old_notifications.scalar_subquery()))
-            )
-        if result.rowcount < max(1, batch_size // 1000):
+        if expired is None:
             break
+        await _drop_notification(sessionmaker, expired, batch_size)
     log.info("pruned %d inbox entries older than %d days", removed, retention_days)
     return removed
+
+
+async def _drop_notification(
+    sessionmaker: async_sessionmaker[AsyncSession], notification_id: object, batch_size: int
+) -> None:
+    """A broadcast has as many recipient rows as users: delete them in batches, then the row."""
+    recipients = NotificationRecipient
+    while True:
+        async with sessionmaker.begin() as session:
+            batch = (
+                select(recipients.user_id)
+                .where(recipients.notification_id == notification_id)
+                .limit(batch_size)
+            )
+            result = await session.execute(
+                delete(recipients).where(
+                    recipients.notification_id == notification_id,
+                    recipients.user_id.in_(batch.scalar_subquery()),
+                )
+            )
+        if result.rowcount < batch_size:
+            break
+    async with sessionmaker.begin() as session:
+        await session.execute(delete(Notification).where(Notification.id == notification_id))

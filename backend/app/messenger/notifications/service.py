@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.notifications.models import InboxEntry, Notification
@@ -132,13 +132,17 @@ async def unread_count(session: AsyncSession, *, user_id: str) -> int:
 
 
 async def unread_counts(session: AsyncSession, *, user_ids: list[str]) -> dict[str, int]:
-    """Unread inbox notifications of many users in one query; every asked user has a key."""
+    """Unread inbox notifications of many users in one query (one array parameter, whatever
+    the count); every asked user has a key."""
     counts = dict.fromkeys(user_ids, 0)
     if not user_ids:
         return counts
     rows = await session.execute(
         select(InboxEntry.user_id, func.count())
-        .where(InboxEntry.user_id.in_(set(user_ids)), InboxEntry.read_at.is_(None))
+        .where(
+            InboxEntry.user_id == any_(literal(sorted(set(user_ids)), ARRAY(String(64)))),
+            InboxEntry.read_at.is_(None),
+        )
         .group_by(InboxEntry.user_id)
     )
     for user_id, count in rows:
