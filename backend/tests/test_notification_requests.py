@@ -118,3 +118,11 @@ async def test_different_keys_are_different_notifications(client: httpx.AsyncCli
     one = await accepted(client, user_ids=["alice"], headers={"Idempotency-Key": "a"})
     two = await accepted(client, user_ids=["alice"], headers={"Idempotency-Key": "b"})
     assert one != two
+
+
+async def test_a_malformed_idempotency_key_is_422(
+    client: httpx.AsyncClient, sql: asyncpg.Connection
+) -> None:
+    response = await notify(client, user_ids=["alice"], headers={"Idempotency-Key": "x" * 256})
+    assert response.status_code == 422
+    assert await sql.fetchval("SELECT count(*) FROM notifications") == 0

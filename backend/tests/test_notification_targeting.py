@@ -104,3 +104,15 @@ async def test_a_small_send_does_not_wait_for_a_big_broadcast_to_finish(
         small = await accepted(client, user_ids=["zed"])
         await wait_until_sent(client, small)
         assert (await admin_entry(client, big))["status"] == "sending"
+
+
+async def test_an_unsubscribed_user_no_longer_gets_the_topic(client: httpx.AsyncClient) -> None:
+    await subscribe(client, "alice", "news")
+    await subscribe(client, "bob", "news")
+    await client.delete("/topics/news/subscription", headers=bearer("bob"))
+
+    notification_id = await accepted(client, topic="news")
+    await wait_until_sent(client, notification_id)
+
+    assert await inbox_ids(client, "alice") == [notification_id]
+    assert await inbox_ids(client, "bob") == []
