@@ -1,7 +1,7 @@
 """notification center: notifications, recipients, inbox, topic subscriptions
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-06 19:23:29.315763
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -31,7 +31,8 @@ def start_worker(settings: dict[str, Any]) -> subprocess.Popen[bytes]:
 async def test_a_broadcast_survives_a_killed_worker_without_duplicates(
     start_server: ServerFactory, base_settings: dict[str, Any], sql: asyncpg.Connection
 ) -> None:
-    api = await start_server(background=False)  # the API node does no background work
+    # The API node does no background work; 5,000 ids need more than the default body limit.
+    api = await start_server(background=False, max_body_bytes=1_000_000)
     # Small batches, so the kill lands in the middle of the work.
     worker_settings = {
         **base_settings,

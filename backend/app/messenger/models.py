@@ -1,5 +1,6 @@
 """Every table of the module, imported in one place so `Base.metadata` is complete (Alembic)."""
 
+from backend.app.messenger.blocks.models import Block
 from backend.app.messenger.conversations.models import Conversation, Participant
 from backend.app.messenger.devices.models import DeviceToken
 from backend.app.messenger.messages.models import Message
@@ -13,6 +14,7 @@ from backend.app.messenger.push.models import PushDelivery, PushJob
 from backend.app.messenger.topics.models import TopicSubscription
 
 __all__ = [
+    "Block",
     "Conversation",
     "DeviceToken",
     "InboxEntry",

@@ -16,7 +16,7 @@ from backend.app.messenger import presence
 from backend.app.messenger.notifications import materialize
 from backend.app.messenger.notifications.inbox import entry_json
 from backend.app.messenger.notifications.schemas import InboxEntryOut
-from backend.app.messenger.realtime.hub import publish_per_user
+from backend.app.messenger.realtime.broadcast import publish_per_user
 
 log = logging.getLogger(__name__)
 
