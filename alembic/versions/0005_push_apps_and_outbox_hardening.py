@@ -1,7 +1,7 @@
 """push apps (device app_id) and outbox hardening (fan-out lease, parked jobs, push kinds)
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-06 19:50:00
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

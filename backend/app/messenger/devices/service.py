@@ -213,3 +213,11 @@ async def active_devices_by_app(session: AsyncSession) -> dict[tuple[str, str], 
         .group_by(DeviceToken.provider, DeviceToken.app_id)
     )
     return {(provider, app_id): count for provider, app_id, count in rows}
+
+
+def users_with_active_devices_after(after_user_id: str | None, limit: int) -> Select[tuple[str]]:
+    """The next `limit` users (user-id order, keyset) holding an active device: broadcast audiences."""
+    query = select(DeviceToken.user_id.label("user_id")).where(DeviceToken.is_active).distinct()
+    if after_user_id is not None:
+        query = query.where(DeviceToken.user_id > after_user_id)
+    return query.order_by(DeviceToken.user_id).limit(limit)
