@@ -15,8 +15,10 @@ Between the two, unfinished push work is discarded so the second server inherits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
+from pathlib import Path
 
 import httpx
 
@@ -27,15 +29,24 @@ from bench.stack import (
     CpuMeter,
     Service,
     bearer,
+    child_env,
     create_conversation,
     create_devices,
     discard_push_backlog,
+    free_port,
     log,
     service_settings,
+    spawn,
     start_service,
 )
 
 SCENARIO = "2 send latency"
+BARE = "bare ceiling"
+API_ONLY = "api only (--no-background)"
+# The bare ceiling and the API-only process (workers separate, none running: the jobs stay
+# durable in the outbox) measure the send path alone; the two full `serve` processes measure
+# latency with the background work in the same process.
+MODES = (BARE, API_ONLY, "pushes off", "pushes on")
 CONTENT = "Load test message: hello from a benchmark client."
 
 
@@ -64,18 +75,24 @@ async def run(bench: Bench) -> None:
         conversations.append((conversation_id, bearer(sender, name=f"Client {index}")))
 
     figures: dict[str, dict[str, float]] = {}
-    for mode in ("pushes off", "pushes on"):
+    for mode in MODES:
         on = mode == "pushes on"
         await bench.emulators.reset(sizes.load_push_latency_ms)
-        slug = mode.replace(" ", "-")
+        slug = mode.split(" (")[0].replace(" ", "-")
         prefix = bench.profile_prefix(f"send-load-{slug}")
-        service = await start_service(
-            "serve",
-            service_settings(bench.infra, bench.emulators if on else None),
-            bench.workdir,
-            name=f"load-{slug}",
-            profile_path=prefix,
-        )
+        settings = service_settings(bench.infra, bench.emulators if on else None)
+        if mode == BARE:
+            service = await start_bare(settings, bench.workdir)
+            prefix = None
+        else:
+            service = await start_service(
+                "serve",
+                settings,
+                bench.workdir,
+                name=f"load-{slug}",
+                background=mode != API_ONLY,
+                profile_path=prefix,
+            )
         try:
             with CpuMeter(service=service.pid, emulators=bench.emulators.process.pid) as meter:
                 latencies, errors, window, pushed = await _load(bench, service, conversations, mode)
@@ -98,7 +115,8 @@ async def run(bench: Bench) -> None:
             raise RuntimeError(f"{mode}: {len(errors)} requests failed, first: {errors[0]}")
         rate = len(latencies) / window
         p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
-        figures[mode] = {"rate": rate, "p50": p50, "p95": p95, "p99": p99}
+        cpu_ms = meter.seconds["service"] * 1000 / max(1, len(latencies))
+        figures[mode] = {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
         log(
             f"send load, {mode}: {rate:.0f} msg/s, p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
             f"p99 {p99:.0f} ms; {pushed} pushes accepted by the providers in the window"
@@ -114,6 +132,7 @@ async def run(bench: Bench) -> None:
                 [rate],
             )
         )
+        add(Figure(SCENARIO, variant, "server CPU per message", "ms", [cpu_ms]))
         for name, value in (("p50", p50), ("p95", p95), ("p99", p99)):
             add(Figure(SCENARIO, variant, f"POST /messages {name}", "ms", [value]))
         if on:
@@ -126,6 +145,8 @@ async def run(bench: Bench) -> None:
                     [pushed / window],
                 )
             )
+        if mode in (BARE, API_ONLY):
+            continue
         add(
             Figure(
                 SCENARIO,
@@ -145,6 +166,30 @@ async def run(bench: Bench) -> None:
             )
         )
 
+    api, bare = figures[API_ONLY]["rate"], figures[BARE]["rate"]
+    add = bench.results.add
+    add(
+        Figure(
+            SCENARIO,
+            API_ONLY,
+            "messages/s (target)",
+            "/s",
+            [api],
+            target="≥ 600",
+            met=api >= 600,
+        )
+    )
+    add(
+        Figure(
+            SCENARIO,
+            "api only ÷ bare",
+            "messages/s of the service ÷ the bare ceiling",
+            "x",
+            [api / bare],
+            target="≥ 0.60",
+            met=api / bare >= 0.60,
+        )
+    )
     ratio = figures["pushes on"]["p99"] / figures["pushes off"]["p99"]
     bench.results.add(
         Figure(
@@ -157,6 +202,26 @@ async def run(bench: Bench) -> None:
             met=ratio <= 1.5,
         )
     )
+
+
+async def start_bare(settings: dict[str, str], workdir: Path) -> Service:
+    """`bench.bare_send`: the same send without framework or ORM (the ceiling)."""
+    port = free_port()
+    log_path = workdir / "load-bare.log"
+    process = spawn(
+        ["-m", "bench.bare_send", str(port)], env=child_env(settings), log_path=log_path
+    )
+    service = Service(process, f"http://127.0.0.1:{port}", log_path)
+    async with httpx.AsyncClient(timeout=2) as http:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"bare ceiling exited at start; see {log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{service.url}/health")).status_code == 200:
+                    return service
+            await asyncio.sleep(0.05)
+    await service.stop()
+    raise RuntimeError(f"bare ceiling did not start; see {log_path}")
 
 
 async def _load(

@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from backend.app.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Messenger backend")
 log = logging.getLogger("messenger")
@@ -87,6 +91,14 @@ def serve(
     background: Annotated[
         bool, typer.Option(help="Also run push delivery and pruning in this process")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port (one per core); each also runs the "
+            "background work unless --no-background",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP/WebSocket API (and, by default, the background work)."""
     import uvicorn
@@ -95,13 +107,43 @@ def serve(
 
     _setup_logging()
     _silence_secrets_in_logs()
-    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; exiting through SystemExit
-    # (not the default handler) lets atexit stop the embedded PostgreSQL and Redis.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: sys.exit(0))
+    if workers == 1:
+        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; exiting through
+        # SystemExit (not the default handler) lets atexit stop the embedded servers.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: sys.exit(0))
     settings = _settings_with_infrastructure(migrate_embedded=True, jwt=True)
+    if workers > 1:
+        # uvicorn's supervisor spawns fresh interpreters that build the app from an import
+        # string: they find the (possibly embedded) servers and the mode in the environment.
+        os.environ["DATABASE_URL"] = settings.database_url
+        os.environ["REDIS_URL"] = settings.redis_url
+        os.environ[SERVE_BACKGROUND_ENV] = "1" if background else "0"
+        uvicorn.run(
+            "backend.app.cli:worker_process_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_config=None,
+            proxy_headers=True,
+        )
+        return
     app = create_app(settings, background=background, freeze_gc=True)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
+
+
+SERVE_BACKGROUND_ENV = "MESSENGER_SERVE_BACKGROUND"
+
+
+def worker_process_app() -> FastAPI:
+    """The app of one `serve --workers N` process (uvicorn calls this factory in each)."""
+    from backend.app.main import create_app
+
+    _setup_logging()
+    _silence_secrets_in_logs()
+    background = os.environ.get(SERVE_BACKGROUND_ENV, "1") == "1"
+    return create_app(Settings(), background=background, freeze_gc=True)
 
 
 @cli.command()
