@@ -118,7 +118,7 @@ class BareSend:
             )
             data = json.dumps(
                 {
-                    "type": "message",
+                    "type": "message.new",
                     "conversation_id": str(conversation_id),
                     "message_id": str(message_id),
                     "sender_id": sender,

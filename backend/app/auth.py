@@ -66,7 +66,7 @@ def decode_token(token: str, settings: Settings) -> CurrentUser:
     )
 
 
-def current_user(
+async def current_user(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
@@ -86,13 +86,13 @@ def current_user(
         ) from exc
 
 
-def admin_user(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUser:
+async def admin_user(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUser:
     if not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Admin role required")
     return user
 
 
-def service_caller(
+async def service_caller(
     settings: SettingsDep, x_api_key: Annotated[str | None, Header()] = None
 ) -> None:
     """Server-to-server calls: constant-time compare; an unset key on the server refuses everyone."""

@@ -39,11 +39,13 @@ def runtime_of(connection: Request | WebSocket) -> Runtime:
     return runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the
+# thread pool, a thread hop per dependency per request (it dominated the send path's CPU).
+async def get_runtime(request: Request) -> Runtime:
     return runtime_of(request)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return runtime_of(request).settings
 
 

@@ -71,6 +71,9 @@ async def _insert_job(session: AsyncSession, notification: Notification, **colum
         "priority": notification.priority,
         **{k: v for k, v in columns.items() if v is not None},
     }
-    return (
-        await session.execute(insert(PushJob).values(**values).returning(PushJob.id))
-    ).scalar_one()
+    return (await session.execute(_INSERT_JOB, values)).scalar_one()
+
+
+# Built once, parameters bound per call: `insert(...).values(...)` per send built and
+# cache-keyed a new statement every time (a tenth of the send path's CPU).
+_INSERT_JOB = insert(PushJob).returning(PushJob.id)
