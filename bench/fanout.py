@@ -8,8 +8,9 @@ noise hits all three alike), at each simulated provider round trip:
   endpoints are polled every 5 ms until they total the expected number; the newest
   recorded answer's timestamp is the end).
 - ceiling: the project's own adapters (`PushProvider.send`) sending the same pushes
-  straight from this process, one Semaphore(`push_concurrency_per_provider`) per provider,
-  no database, no Redis, no bookkeeping.
+  straight from this process, one Semaphore per provider (the adapter's own concurrency:
+  `PUSH_CONCURRENCY_PER_PROVIDER`, `APNS_CONCURRENCY` for APNs), no database, no Redis, no
+  bookkeeping.
 - naive: written here the way the simplest design would be: per recipient one settings
   query, one presence lookup (a Redis call), one device query, then one awaited send
   after another (same adapters). On a subset of recipients (it is slow by design).
@@ -110,8 +111,8 @@ class Ceiling:
     async def send_all(self, targets: list[tuple[str, Target]], notification: Notification) -> int:
         """Send every push concurrently (bounded per provider); returns how many were delivered."""
         limits = {
-            name: asyncio.Semaphore(self.settings.push_concurrency_per_provider)
-            for name in self.providers
+            name: asyncio.Semaphore(provider.concurrency)
+            for name, provider in self.providers.items()
         }
 
         async def one(provider: str, target: Target) -> bool:

@@ -66,6 +66,7 @@ class Transport:
     send_timeout: float
     concurrency: int
     interactive_concurrency: int
+    apns_concurrency: int
     fcm_endpoint: str
     apns_host: str
     apns_ca_file: str
@@ -78,6 +79,7 @@ class Transport:
             send_timeout=settings.push_send_timeout_seconds,
             concurrency=settings.push_concurrency_per_provider,
             interactive_concurrency=settings.push_interactive_concurrency,
+            apns_concurrency=settings.apns_concurrency,
             fcm_endpoint=settings.fcm_endpoint,
             apns_host=settings.apns_host,
             apns_ca_file=settings.apns_ca_file,

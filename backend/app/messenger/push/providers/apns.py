@@ -64,7 +64,7 @@ class ApnsProvider(PushProvider):
         super().__init__(
             app_id=app_id,
             timeout=transport.send_timeout,
-            concurrency=transport.concurrency,
+            concurrency=transport.apns_concurrency,
             interactive=transport.interactive_concurrency,
         )
         ssl_context = ssl.create_default_context()

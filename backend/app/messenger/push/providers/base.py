@@ -78,6 +78,7 @@ class PushProvider:
     def __init__(self, *, app_id: str, timeout: float, concurrency: int, interactive: int) -> None:
         self.app_id = app_id
         self.timeout = timeout
+        self.concurrency = concurrency
         self.connection_limit = concurrency + interactive
         self._bulk = asyncio.Semaphore(concurrency)
         self._interactive = asyncio.Semaphore(interactive)
