@@ -14,6 +14,19 @@ import httpx
 from backend.tests.conftest import API, TEST_API_KEY, TEST_JWT_SECRET, bearer
 from backend.tests.test_log_scrubbing import free_port, wait_until_serving
 
+SERVE = (sys.executable, "-m", "backend.app.cli", "serve")
+
+
+def spawn_two_workers(port: int, *, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    with (cwd / "server.log").open("wb") as log_file:
+        return subprocess.Popen(
+            [*SERVE, "--port", str(port), "--workers", "2", "--no-background"],
+            env=env,
+            cwd=cwd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
 
 async def test_serve_with_two_worker_processes_answers_sends_and_reads_on_one_port(
     database_url: str, clean_state: None, infrastructure: Any, tmp_path: Path
@@ -26,16 +39,7 @@ async def test_serve_with_two_worker_processes_answers_sends_and_reads_on_one_po
         "JWT_SECRET": TEST_JWT_SECRET,
         "SERVICE_API_KEY": TEST_API_KEY,
     }
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend.app.cli", "serve", "--port", str(port)]
-            + ["--workers", "2", "--no-background"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_two_workers(port, env=env, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_until_serving(base)
