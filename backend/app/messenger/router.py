@@ -6,6 +6,7 @@ from backend.app.messenger.conversations.router import router as conversations_r
 from backend.app.messenger.devices.router import router as devices_router
 from backend.app.messenger.messages.router import router as messages_router
 from backend.app.messenger.push.router import router as push_router
+from backend.app.messenger.read_state.router import router as read_state_router
 from backend.app.messenger.realtime.router import router as realtime_router
 
 router = APIRouter()
@@ -13,4 +14,5 @@ router.include_router(devices_router)
 router.include_router(conversations_router)
 router.include_router(messages_router)
 router.include_router(push_router)
+router.include_router(read_state_router)
 router.include_router(realtime_router)
