@@ -4,7 +4,8 @@ Error codes (`{"type": "error", "code", "detail"}`; the connection stays open):
 `frame_too_large` (over 64 KiB), `invalid_json`, `invalid_frame` (not a JSON object, no
 string `type`, binary frame, or fields of a known type that fail validation),
 `unknown_type`, `not_found` (no such conversation or not a participant), `conflict`
-(client_msg_id already used in another conversation), `internal_error`.
+(client_msg_id already used in another conversation), `invalid_position` (a
+`conversation.read` whose `up_to` is no message of that conversation), `internal_error`.
 Errors about a `message.send` also carry its `client_msg_id`, so clients can tell which
 send failed.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backend.app.messenger.messages.schemas import ClientMsgId, Content
+from backend.app.messenger.presence import ConnectionState
 
 MAX_FRAME_BYTES = 64 * 1024
 
@@ -48,6 +50,19 @@ class SendFrame(BaseModel):
     client_msg_id: ClientMsgId | None = None
 
 
+class PresenceFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    state: ConnectionState
+
+
+class ReadFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    up_to: uuid.UUID
+
+
 def _too_large(text: str) -> bool:
     # Cheap bounds first: a code point takes 1-4 bytes in UTF-8.
     if len(text) > MAX_FRAME_BYTES:
@@ -75,15 +90,33 @@ def parse_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
     return frame
 
 
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'frame'}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
+def parse_presence(frame: dict[str, Any]) -> PresenceFrame:
+    try:
+        return PresenceFrame.model_validate(frame)
+    except ValidationError as exc:
+        raise FrameError("invalid_frame", f"invalid presence: {_problems(exc)}") from exc
+
+
+def parse_read(frame: dict[str, Any]) -> ReadFrame:
+    try:
+        return ReadFrame.model_validate(frame)
+    except ValidationError as exc:
+        raise FrameError("invalid_frame", f"invalid conversation.read: {_problems(exc)}") from exc
+
+
 def parse_send(frame: dict[str, Any]) -> SendFrame:
     client_msg_id = frame.get("client_msg_id")
     try:
         return SendFrame.model_validate(frame)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'frame'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = _problems(exc)
         raise FrameError(
             "invalid_frame",
             f"invalid message.send: {problems}",
