@@ -189,6 +189,7 @@ async def test_unread_totals_answers_every_user_in_one_query(
 
     statements: list[str] = []
     sync_engine = session.bind.sync_engine  # type: ignore[union-attr]
+
     def count(*args: Any) -> None:
         statements.append(args[2])
 
