@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -281,3 +282,24 @@ async def test_unread_of_a_user_in_no_conversation_is_zero(client: httpx.AsyncCl
 
 async def test_unread_requires_a_token(client: httpx.AsyncClient) -> None:
     assert (await client.get("/unread")).status_code == 401
+
+
+async def test_concurrent_sends_are_each_counted_once(client: httpx.AsyncClient) -> None:
+    conversation = (await create_conversation(client, "alice", "bob", "carol"))["id"]
+
+    responses = await asyncio.gather(
+        *(send_message(client, sender, conversation, "race") for sender in ["alice", "bob"] * 10)
+    )
+
+    assert all(r.status_code == 201 for r in responses)
+    assert (await conversation_of(client, "carol", conversation))["unread_count"] == 20
+    history = (
+        await client.get(
+            f"/conversations/{conversation}/messages", params={"limit": 50}, headers=bearer("carol")
+        )
+    ).json()["messages"][::-1]
+    for sender in ("alice", "bob"):
+        last_own = max(i for i, m in enumerate(history) if m["sender_id"] == sender)
+        body = await conversation_of(client, sender, conversation)
+        assert body["last_read_message_id"] == history[last_own]["id"]
+        assert body["unread_count"] == len(history) - 1 - last_own
