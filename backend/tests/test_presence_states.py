@@ -286,5 +286,7 @@ async def test_an_idle_connection_that_expired_leaves_the_user_offline(redis: Re
     assert await presence_store.online_user_ids(redis, ["bob"]) == set()
 
 
-def test_idle_key_shares_the_users_cluster_hash_tag() -> None:
+def test_idle_key_shares_the_users_cluster_hash_tag_and_extends_the_connection_key() -> None:
+    # The active-users Lua script derives the idle key from the connection key.
     assert presence_store.idle_key("bob") == "presence:{bob}:idle"
+    assert presence_store.idle_key("bob") == presence_store.connections_key("bob") + ":idle"

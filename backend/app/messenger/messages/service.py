@@ -14,11 +14,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.auth import CurrentUser
-from backend.app.messenger.conversations.read_state import (
-    ReadMove,
+from backend.app.messenger.conversations.message_seq import (
     claim_message_seq,
     release_message_seq,
 )
+from backend.app.messenger.conversations.read_state import ReadMove
 from backend.app.messenger.conversations.service import ConversationNotFound, ensure_participant
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH

@@ -44,6 +44,15 @@ CLOSE_TIMEOUT_SECONDS = 2.0  # a client that cannot take our close frame is simp
 # Past that, shard the channel by a hash of the user id.
 BROADCAST_CHANNEL = "messenger:ws:events"
 
+
+def broadcast_channel(redis: Redis) -> str:
+    """The channel for this Redis database. Pub/sub ignores database numbers, so services
+    sharing one Redis server on different databases would otherwise read each other's events."""
+    pool = getattr(redis, "connection_pool", None)  # a Redis Cluster client has no databases
+    db = getattr(pool, "connection_kwargs", {}).get("db", 0)
+    return BROADCAST_CHANNEL if not db else f"{BROADCAST_CHANNEL}:db{db}"
+
+
 FrameHandler = Callable[["Connection", str | None, bytes | None], Awaitable[None]]
 
 
@@ -93,7 +102,7 @@ class Hub:
         self.redis = redis
         self.send_queue_size = send_queue_size
         self.instance_id = uuid.uuid4().hex
-        self.channel = BROADCAST_CHANNEL
+        self.channel = broadcast_channel(redis)
         self._by_user: dict[str, dict[str, Connection]] = {}
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -284,7 +293,7 @@ class Hub:
         self.deliver_local(frame, user_ids, exclude_connection_id=exclude_connection_id)
         envelope = {"origin": self.instance_id, "user_ids": list(user_ids), "frame": frame}
         try:
-            await self.redis.publish(BROADCAST_CHANNEL, dumps(envelope))
+            await self.redis.publish(self.channel, dumps(envelope))
         except Exception:
             log.warning("could not publish a %s event to other instances", payload.get("type"))
 
