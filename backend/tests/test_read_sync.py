@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.db import create_engine, create_sessionmaker
 from backend.app.messenger.conversations import read_state
+from backend.app.messenger.read_state import events as read_events
 from backend.tests.conftest import API, LiveServer, ServerFactory, bearer
 from backend.tests.messaging import (
     create_conversation,
@@ -241,3 +242,17 @@ async def test_concurrent_reads_never_move_a_position_back(
 
     body = (await client.get(f"/conversations/{conversation}", headers=bearer("bob"))).json()
     assert (body["unread_count"], body["last_read_message_id"]) == (0, ids[-1])
+
+
+def test_read_frame_shape_before_anything_was_read() -> None:
+    conversation = uuid.uuid4()
+    result = read_state.ReadResult(
+        conversation_id=conversation, last_read_message_id=None, unread_count=4, move=None
+    )
+
+    assert read_events.read_frame(result) == {
+        "type": "conversation.read",
+        "conversation_id": str(conversation),
+        "last_read_message_id": None,
+        "unread_count": 4,
+    }
