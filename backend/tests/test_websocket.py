@@ -427,7 +427,7 @@ def test_broadcast_channel_is_per_redis_database() -> None:
     """Pub/sub ignores database numbers: services on other databases must not hear us."""
     from redis.asyncio import Redis
 
-    from backend.app.messenger.realtime.hub import broadcast_channel
+    from backend.app.messenger.realtime.broadcast import broadcast_channel
 
     assert broadcast_channel(Redis.from_url("redis://127.0.0.1:6379/0")) == "messenger:ws:events"
     assert broadcast_channel(Redis.from_url("redis://127.0.0.1:6379/3")) == (
