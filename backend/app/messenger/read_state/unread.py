@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.conversations.read_state import unread_by_conversation
+from backend.app.messenger.notifications import service as notifications
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +22,8 @@ class UnreadView:
 
 
 async def unread_inbox_notifications(session: AsyncSession, *, user_id: str) -> int:
-    """SEAM for the notifications inbox: the user's unread inbox entries.
-
-    The inbox lands in its own package; until then nothing is unread there. Replace the
-    body with a call to its service (one indexed count), nothing else changes.
-    """
-    return 0
+    """The user's unread inbox entries (the notifications package owns the inbox)."""
+    return await notifications.unread_count(session, user_id=user_id)
 
 
 async def unread_summary(session: AsyncSession, *, user_id: str) -> UnreadView:
