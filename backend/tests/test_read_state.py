@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from backend.tests.conftest import bearer
-from backend.tests.messaging import create_conversation, send_message
+from backend.tests.messaging import create_conversation, eventually, send_message
+from backend.tests.notification_helpers import accepted, inbox_ids
 
 
 async def sent(client: httpx.AsyncClient, sender: str, conversation_id: str, text: str) -> str:
@@ -303,3 +304,23 @@ async def test_concurrent_sends_are_each_counted_once(client: httpx.AsyncClient)
         body = await conversation_of(client, sender, conversation)
         assert body["last_read_message_id"] == history[last_own]["id"]
         assert body["unread_count"] == len(history) - 1 - last_own
+
+
+async def test_unread_counts_unread_inbox_notifications_in_the_total(
+    client: httpx.AsyncClient,
+) -> None:
+    conversation = (await create_conversation(client, "alice", "bob"))["id"]
+    await sent(client, "alice", conversation, "hi")
+    for title in ("Export ready", "Invoice"):
+        await accepted(client, user_ids=["bob"], title=title, channels=["in_app"])
+    await eventually(lambda: _inbox_size(client, "bob", 2))
+
+    assert await unread(client, "bob") == {
+        "total": 3,
+        "conversations": {conversation: 1},
+        "notifications": 2,
+    }
+
+
+async def _inbox_size(client: httpx.AsyncClient, user_id: str, size: int) -> bool:
+    return len(await inbox_ids(client, user_id)) == size
