@@ -5,7 +5,8 @@ doing what the real send does, and nothing more:
 
 - verify the same HS256 JWT (PyJWT, algorithm pinned, `exp`/`sub` required);
 - the per-user rate-limit counter (one Redis INCR + EXPIRE, pipelined);
-- one transaction: membership + participant ids in one statement, INSERT the message,
+- one transaction: the seq claim (membership, next seq under the conversation's row lock,
+  the sender's read position, participant ids) in one statement, INSERT the message,
   INSERT its push job (the same columns and JSON payload), COMMIT;
 - publish the same `message.new` envelope on the same Redis channel;
 - answer 201 with the message JSON.
@@ -30,17 +31,29 @@ import uvicorn
 PREFIX = "/api/v1/messenger/conversations/"
 SUFFIX = "/messages"
 
-MEMBERSHIP = """
-SELECT c.title,
-       (SELECT array_agg(p2.user_id ORDER BY p2.user_id)
-          FROM conversation_participants p2 WHERE p2.conversation_id = c.id) AS participant_ids
-  FROM conversations c
-  JOIN conversation_participants p ON p.conversation_id = c.id AND p.user_id = $2
- WHERE c.id = $1
+# The same one-round-trip claim as conversations/message_seq.py: next seq under the
+# conversation's row lock, the sender's read position moved, title and member ids read.
+CLAIM = """
+WITH previous AS (
+    SELECT last_read_seq FROM conversation_participants
+    WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE
+), bumped AS (
+    UPDATE conversations SET last_seq = last_seq + 1
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM previous)
+    RETURNING title, last_seq
+), moved AS (
+    UPDATE conversation_participants SET
+        last_read_seq = (SELECT last_seq FROM bumped), last_read_message_id = $3
+    WHERE conversation_id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM bumped)
+)
+SELECT bumped.title, bumped.last_seq,
+    ARRAY(SELECT user_id FROM conversation_participants
+          WHERE conversation_id = $1 ORDER BY user_id) AS participant_ids
+FROM bumped, previous
 """
 INSERT_MESSAGE = """
-INSERT INTO messages (id, conversation_id, sender_id, content, client_msg_id)
-VALUES ($1, $2, $3, $4, NULL) RETURNING created_at
+INSERT INTO messages (id, conversation_id, sender_id, content, client_msg_id, seq)
+VALUES ($1, $2, $3, $4, NULL, $5) RETURNING created_at
 """
 INSERT_JOB = """
 INSERT INTO push_jobs (kind, message_id, conversation_id, sender_id, title, body, data, priority)
@@ -109,12 +122,12 @@ class BareSend:
             await pipe.execute()
         message_id = uuid.uuid4()
         async with self.pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(MEMBERSHIP, conversation_id, sender)
+            row = await connection.fetchrow(CLAIM, conversation_id, sender, message_id)
             if row is None:
                 await _answer(send, 404, b'{"detail":"Conversation not found"}')
                 return
             created_at = await connection.fetchval(
-                INSERT_MESSAGE, message_id, conversation_id, sender, content
+                INSERT_MESSAGE, message_id, conversation_id, sender, content, row["last_seq"]
             )
             data = json.dumps(
                 {
