@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import psutil
 
 from bench.context import Bench
 from bench.report import Figure
@@ -47,7 +48,8 @@ API_ONLY = "api only (--no-background)"
 # The bare ceiling and the API-only process (workers separate, none running: the jobs stay
 # durable in the outbox) measure the send path alone; the two full `serve` processes measure
 # latency with the background work in the same process.
-MODES = (BARE, API_ONLY, "pushes off", "pushes on")
+API_TWO = "api only, 2 processes (--workers 2)"
+MODES = (BARE, API_ONLY, API_TWO, "pushes off", "pushes on")
 CONTENT = "Load test message: hello from a benchmark client."
 
 
@@ -91,11 +93,19 @@ async def run(bench: Bench) -> None:
                 settings,
                 bench.workdir,
                 name=f"load-{slug}",
-                background=mode != API_ONLY,
+                background=mode not in (API_ONLY, API_TWO),
+                workers=2 if mode == API_TWO else 1,
                 profile_path=prefix,
             )
+        # `--workers`: the supervisor's children serve; count their CPU as the service's.
+        children = {
+            f"service {n}": child.pid
+            for n, child in enumerate(psutil.Process(service.pid).children(recursive=True))
+        }
         try:
-            with CpuMeter(service=service.pid, emulators=bench.emulators.process.pid) as meter:
+            with CpuMeter(
+                service=service.pid, emulators=bench.emulators.process.pid, **children
+            ) as meter:
                 latencies, errors, window, pushed = await _load(bench, service, conversations, mode)
             backlog = await bench.db.fetchrow(
                 """
@@ -133,7 +143,8 @@ async def run(bench: Bench) -> None:
             raise RuntimeError(f"{mode}: {len(errors)} requests failed, first: {errors[0]}")
         rate = len(latencies) / window
         p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
-        cpu_ms = meter.seconds["service"] * 1000 / max(1, len(latencies))
+        service_cpu = sum(v for k, v in meter.seconds.items() if k.startswith("service"))
+        cpu_ms = service_cpu * 1000 / max(1, len(latencies))
         figures[mode] = {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
         log(
             f"send load, {mode}: {rate:.0f} msg/s, p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
@@ -163,7 +174,7 @@ async def run(bench: Bench) -> None:
                     [pushed / window],
                 )
             )
-        if mode in (BARE, API_ONLY):
+        if mode in (BARE, API_ONLY, API_TWO):
             continue
         add(
             Figure(
@@ -206,6 +217,15 @@ async def run(bench: Bench) -> None:
             [api / bare],
             target="≥ 0.60",
             met=api / bare >= 0.60,
+        )
+    )
+    add(
+        Figure(
+            SCENARIO,
+            "2 processes ÷ 1",
+            "API messages/s scaling (--workers 2 ÷ 1)",
+            "x",
+            [figures[API_TWO]["rate"] / api],
         )
     )
     ratio = figures["pushes on"]["p99"] / figures["pushes off"]["p99"]

@@ -396,6 +396,7 @@ async def start_service(
     *,
     name: str,
     background: bool = True,
+    workers: int = 1,
     profile_path: Path | None = None,
 ) -> Service:
     """Start `messenger serve` (HTTP, waits for /health) or `messenger worker` (waits for its log
@@ -407,6 +408,8 @@ async def start_service(
         args += ["--host", "127.0.0.1", "--port", str(port)]
         if not background:
             args.append("--no-background")
+        if workers > 1:
+            args += ["--workers", str(workers)]
         url = f"http://127.0.0.1:{port}"
     prefix = ["-m"]
     if profile_path is not None:
