@@ -472,15 +472,17 @@ async def create_devices(
     *,
     per_user: int,
     offset: int = 0,
+    only: str | None = None,
 ) -> list[Device]:
-    """`per_user` active devices per user, providers mixed evenly in turn (FCM, APNs, Web Push).
+    """`per_user` active devices per user, providers mixed evenly in turn (FCM, APNs, Web Push)
+    or all of provider `only`.
 
     Web Push devices are real subscriptions of the emulator (or placeholders when there is no
     emulator: their pushes are never sent then). Tokens are unique per run.
     """
     run = secrets.token_hex(4)
     slots = [(u, k) for u in user_ids for k in range(per_user)]
-    providers = [PROVIDERS[(offset + i) % 3] for i in range(len(slots))]
+    providers = [only or PROVIDERS[(offset + i) % 3] for i in range(len(slots))]
     needed = providers.count("web_push")
     subscriptions = iter(await emulators.subscribe(needed) if emulators and needed else [])
     rows = []
