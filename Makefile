@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 # Re-installs only when a requirements file or the packaging metadata changed.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	$(BIN)/python -m pip install -e .

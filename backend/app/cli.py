@@ -6,16 +6,18 @@ Logs go to stderr; stdout carries only what a command is asked to print.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from backend.app.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Messenger backend")
 log = logging.getLogger("messenger")
@@ -36,6 +38,8 @@ def _settings_with_infrastructure(*, migrate_embedded: bool, redis: bool = True)
     from backend.app import embedded
 
     settings = Settings()
+    if not (settings.database_url and (settings.redis_url or not redis)):
+        embedded.require_embedded_extra()
     started_postgres = False
     if not settings.database_url:
         settings.database_url = embedded.start_postgres(settings.data_dir)
@@ -47,16 +51,30 @@ def _settings_with_infrastructure(*, migrate_embedded: bool, redis: bool = True)
     return settings
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def migrations_directory() -> Path:
+    """The Alembic scripts: the top-level `alembic/` folder, reached through the package's
+    `backend/migrations` link in a checkout and shipped as package data in a wheel."""
+    import backend
+
+    return Path(backend.__file__).resolve().parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic's configuration without alembic.ini (an installed package has none)."""
     from alembic.config import Config
 
-    from alembic import command
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_directory()))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
-    command.upgrade(config, revision)
+    return config
+
+
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), revision)
 
 
 @cli.command()
@@ -149,20 +167,11 @@ def prune(
 @cli.command("vapid-keys")
 def vapid_keys() -> None:
     """Print a fresh VAPID key pair in the form `.env` expects."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from backend.app.vapid import generate_vapid_keys
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_numbers().private_value.to_bytes(32, "big")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-
-    def b64url(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    typer.echo(f"WEB_PUSH_PRIVATE_KEY={b64url(private)}")
-    typer.echo(f"WEB_PUSH_PUBLIC_KEY={b64url(public)}")
+    private, public = generate_vapid_keys()
+    typer.echo(f"WEB_PUSH_PRIVATE_KEY={private}")
+    typer.echo(f"WEB_PUSH_PUBLIC_KEY={public}")
 
 
 @cli.command()
@@ -180,6 +189,16 @@ def token(
 
 def main() -> None:
     cli()
+
+
+def _add_dev_commands() -> None:
+    """`messenger dev ...` (the playground lives with the emulators in backend.devtools)."""
+    from backend.devtools.dev_commands import dev_cli
+
+    cli.add_typer(dev_cli, name="dev")
+
+
+_add_dev_commands()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Test harness: real PostgreSQL (migrated by Alembic), real Redis, real uvicorn servers.
 
+The machinery lives in the installable support package `backend.devtools` (shared with
+`bench/` and `messenger dev`); this file only turns it into fixtures.
+
 Every test starts from empty tables and an empty Redis database. The app under test is
 served by uvicorn on an ephemeral port and driven over HTTP/WebSocket like any client.
 """
@@ -23,7 +26,11 @@ from backend.app.auth import mint_token
 from backend.app.cli import run_migrations
 from backend.app.config import Settings
 from backend.app.main import create_app
-from backend.tests import infra as test_infra
+from backend.app.vapid import b64url, generate_vapid_keys
+from backend.devtools import infra as test_infra
+from backend.devtools.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator
+from backend.devtools.providers import Providers
+from backend.devtools.subscriptions import p256dh_key, web_push_subscription
 
 TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 TEST_API_KEY = "test-service-api-key"
@@ -161,45 +168,8 @@ def bearer(user_id: str, *, name: str | None = None, admin: bool = False) -> dic
     return {"Authorization": f"Bearer {token}"}
 
 
-# --- Device registry helpers (shared by the device, admin, auth and pruning tests) ---
-
-
-def b64url(raw: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def p256dh_key() -> str:
-    """A fresh browser-side P-256 public key, as a PushSubscription carries it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    return b64url(point)
-
-
-def web_push_subscription(
-    endpoint: str | None = None, *, p256dh: str | None = None, auth: str | None = None
-) -> str:
-    """The `PushSubscription` JSON a browser hands out: a real key pair and 16 random auth bytes.
-
-    The default endpoint is on the default allow-list (Chrome's push service) and unique.
-    """
-    import json
-    import secrets
-
-    if endpoint is None:
-        endpoint = f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(24)}"
-    keys = {
-        "p256dh": p256dh if p256dh is not None else p256dh_key(),
-        "auth": auth if auth is not None else b64url(secrets.token_bytes(16)),
-    }
-    return json.dumps({"endpoint": endpoint, "keys": keys})
+# Helpers other test modules import from here (their home is backend.devtools / backend.app).
+__all__ = ["Providers", "b64url", "p256dh_key", "web_push_subscription"]
 
 
 @pytest.fixture
@@ -215,62 +185,9 @@ async def sql(database_url: str, clean_state: None) -> AsyncIterator[asyncpg.Con
 # -- push providers: wire-protocol emulators --------------------------------------------------
 
 
-@dataclass
-class Providers:
-    fcm: Any
-    apns: Any
-    webpush: Any
-    vapid_private_key: str
-    vapid_public_key: str
-
-    def settings(self) -> dict[str, Any]:
-        """Server settings that point all three real provider libraries at the emulators."""
-        return {
-            "fcm_credentials_file": self.fcm.credentials_file,
-            "fcm_endpoint": self.fcm.endpoint,
-            "apns_key_path": self.apns.key_path,
-            "apns_key_id": self.apns.key_id,
-            "apns_team_id": self.apns.team_id,
-            "apns_topic": self.apns.topic,
-            "apns_host": self.apns.host_port,
-            "apns_ca_file": self.apns.ca_file,
-            "web_push_private_key": self.vapid_private_key,
-            "web_push_public_key": self.vapid_public_key,
-            "web_push_claims_email": "ops@example.com",
-            "web_push_endpoint_allowlist": self.webpush.endpoint_prefix,
-            "web_push_ca_file": self.webpush.ca_file,
-            # Keep retries quick in tests; the backoff shape itself is what is checked.
-            "push_retry_base_seconds": 0.05,
-            "push_retry_max_seconds": 0.2,
-        }
-
-    def reset(self) -> None:
-        for emulator in (self.fcm, self.apns, self.webpush):
-            emulator.reset()
-
-
-def vapid_key_pair() -> tuple[str, str]:
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_numbers().private_value.to_bytes(32, "big")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return (
-        base64.urlsafe_b64encode(private).decode().rstrip("="),
-        base64.urlsafe_b64encode(public).decode().rstrip("="),
-    )
-
-
 @pytest.fixture(scope="session")
 def provider_emulators() -> Iterator[Providers]:
-    from backend.tests.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator
-
-    private, public = vapid_key_pair()
+    private, public = generate_vapid_keys()
     with FcmEmulator() as fcm, ApnsEmulator() as apns, WebPushEmulator() as webpush:
         webpush.expected_vapid_public_key = public
         yield Providers(fcm, apns, webpush, private, public)

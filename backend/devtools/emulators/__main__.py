@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m backend.tests.emulators --latency-ms 50 --state-file /tmp/emu.json
+    python -m backend.devtools.emulators --latency-ms 50 --state-file /tmp/emu.json
 
 Starts FCM, APNs and Web Push emulators, then atomically writes ``--state-file`` with
 everything a client needs (the file appears only once every server listens, and is
@@ -30,7 +30,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
+
+from backend.devtools.providers import emulator_state
 
 from . import tls
 from .apns import ApnsEmulator
@@ -39,7 +42,7 @@ from .webpush import WebPushEmulator
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m backend.tests.emulators")
+    parser = argparse.ArgumentParser(prog="python -m backend.devtools.emulators")
     parser.add_argument("--state-file", required=True, help="where to write connection info")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated round trip")
     parser.add_argument(
@@ -55,6 +58,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=65_535,
         help="HTTP/2 connection receive window the APNs emulator grants (default: RFC 64 KiB)",
     )
+    parser.add_argument(
+        "--files-dir",
+        help="keep the CA, FCM service account and APNs key here (default: a temporary dir)",
+    )
     return parser.parse_args(argv)
 
 
@@ -64,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    fcm = FcmEmulator(max_received=args.max_received)
+    files_dir = args.files_dir
+    if files_dir is not None:
+        tls.use_directory(str(Path(files_dir) / "tls"))
+    fcm = FcmEmulator(
+        max_received=args.max_received, files_dir=files_dir and str(Path(files_dir) / "fcm")
+    )
     apns = ApnsEmulator(
         topic=args.topic,
         connection_window=args.apns_connection_window,
         max_received=args.max_received,
+        files_dir=files_dir and str(Path(files_dir) / "apns"),
     )
     webpush = WebPushEmulator(max_received=args.max_received)
     emulators = (fcm, apns, webpush)
@@ -76,34 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for emu in emulators:
             emu.start()
             emu.latency = args.latency_ms / 1000.0
-        state: dict[str, Any] = {
-            "pid": os.getpid(),
-            "ca_file": tls.tls_files().ca_file,
-            "fcm": {
-                "credentials_file": fcm.credentials_file,
-                "project_id": fcm.project_id,
-                "endpoint": fcm.endpoint,
-                "token_uri": fcm.token_uri,
-                "control_url": fcm.control_url,
-            },
-            "apns": {
-                "host": apns.host,
-                "port": apns.port,
-                "host_port": apns.host_port,
-                "key_path": apns.key_path,
-                "key_id": apns.key_id,
-                "team_id": apns.team_id,
-                "topic": apns.topic,
-                "ca_file": apns.ca_file,
-                "control_url": apns.control_url,
-            },
-            "webpush": {
-                "endpoint_prefix": webpush.endpoint_prefix,
-                "audience": webpush.audience,
-                "ca_file": webpush.ca_file,
-                "control_url": webpush.control_url,
-            },
-        }
+        state: dict[str, Any] = {"pid": os.getpid(), **emulator_state(fcm, apns, webpush)}
         tmp = f"{args.state_file}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(state, f, indent=2)

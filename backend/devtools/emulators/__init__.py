@@ -3,7 +3,7 @@
 Each emulator runs on its own thread + asyncio loop on 127.0.0.1 and speaks the real wire
 protocol, so the real pyfcm / aioapns / pywebpush code can be pointed at it. Typical use::
 
-    from backend.tests.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator, fcm
+    from backend.devtools.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator, fcm
 
     with FcmEmulator() as emu:
         emu.script("token-1", fcm.unregistered())
@@ -12,7 +12,7 @@ protocol, so the real pyfcm / aioapns / pywebpush code can be pointed at it. Typ
 
 Error-reply helpers live in the submodules: :mod:`.fcm` (``fcm.unregistered()``...),
 :mod:`.apns` (``apns.reply(410, "Unregistered")``) and :mod:`.webpush`
-(``webpush.reply(410)``). ``python -m backend.tests.emulators`` runs all three in a
+(``webpush.reply(410)``). ``python -m backend.devtools.emulators`` runs all three in a
 separate process for benchmarks (see :mod:`.__main__`).
 """
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TlsFiles", "client_context", "server_context", "tls_files"]
+__all__ = ["TlsFiles", "client_context", "server_context", "tls_files", "use_directory"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,18 @@ def _generate(directory: str) -> TlsFiles:
             )
         )
     return files
+
+
+def use_directory(directory: str) -> TlsFiles:
+    """Generate the process-wide CA/server files in ``directory`` (kept after exit), for a
+    long-running emulator process whose clients read the CA from a known place."""
+    global _files
+    with _lock:
+        if _files is not None:
+            raise RuntimeError("TLS files were already generated")
+        os.makedirs(directory, exist_ok=True)
+        _files = _generate(directory)
+        return _files
 
 
 def tls_files() -> TlsFiles:

@@ -28,7 +28,6 @@ Keys for ``script``/``always`` are full endpoint URLs.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import itertools
 import json
@@ -47,27 +46,18 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from backend.app.vapid import b64url, b64url_decode
+
 from . import tls
 from .base import Emulator, Reply, json_bytes
 
-__all__ = ["WebPushEmulator", "b64url", "b64url_decode", "reply"]
+__all__ = ["WebPushEmulator", "reply"]
 
 MAX_BODY = 4096
 MAX_VAPID_LIFETIME = 24 * 3600
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ERRNO = {400: 101, 401: 109, 403: 109, 404: 102, 410: 106, 413: 104, 429: 201, 503: 202}
-
-
-def b64url(data: bytes) -> str:
-    """Base64url without padding (the encoding of every Web Push key)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64url_decode(text: str) -> bytes:
-    """Inverse of :func:`b64url`; tolerates padding and the standard alphabet."""
-    text = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def reply(status: int, retry_after: int | None = None, message: str | None = None) -> Reply:
@@ -107,8 +97,9 @@ class WebPushEmulator(Emulator):
         *,
         expected_vapid_public_key: str | None = None,
         max_received: int | None = None,
+        files_dir: str | None = None,
     ) -> None:
-        super().__init__(max_received=max_received)
+        super().__init__(max_received=max_received, files_dir=files_dir)
         #: base64url uncompressed public key that VAPID ``k`` must equal (None = any key).
         self.expected_vapid_public_key = expected_vapid_public_key
         self.ca_file = tls.tls_files().ca_file

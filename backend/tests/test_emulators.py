@@ -31,7 +31,8 @@ from pyfcm import FCMNotification
 from pyfcm.errors import FCMNotRegisteredError, InvalidDataError
 from pywebpush import WebPushException, webpush_async
 
-from backend.tests.emulators import (
+from backend.app.vapid import b64url, b64url_decode
+from backend.devtools.emulators import (
     ApnsEmulator,
     FcmEmulator,
     Reply,
@@ -41,7 +42,7 @@ from backend.tests.emulators import (
     webpush,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "ab" * 32
 
 
@@ -127,11 +128,11 @@ def _vapid() -> tuple[Vapid, str]:
     """A py_vapid key made from raw bytes (as the backend config would) + its public key."""
     key = ec.generate_private_key(ec.SECP256R1())
     raw = key.private_numbers().private_value.to_bytes(32, "big")
-    vapid = Vapid.from_raw(webpush.b64url(raw).encode())
+    vapid = Vapid.from_raw(b64url(raw).encode())
     public = key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
-    return vapid, webpush.b64url(public)
+    return vapid, b64url(public)
 
 
 @pytest.fixture
@@ -458,8 +459,8 @@ async def test_webpush_pywebpush_delivers_decrypted_json(
 ) -> None:
     subscription = webpush_emu.subscribe()
     assert subscription["endpoint"].startswith(webpush_emu.endpoint_prefix + "push/")
-    assert len(webpush.b64url_decode(subscription["keys"]["p256dh"])) == 65
-    assert len(webpush.b64url_decode(subscription["keys"]["auth"])) == 16
+    assert len(b64url_decode(subscription["keys"]["p256dh"])) == 65
+    assert len(b64url_decode(subscription["keys"]["auth"])) == 16
     vapid, public_key = _vapid()
     webpush_emu.expected_vapid_public_key = public_key
     message = {"type": "message", "conversation_id": "c1", "text": "héllo ✓"}
@@ -546,7 +547,7 @@ async def test_webpush_push_service_checks(
     unknown = {**subscription, "endpoint": webpush_emu.endpoint_prefix + "push/nope"}
     assert await status(unknown, dict(good)) == 404
     other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    webpush_emu.expected_vapid_public_key = webpush.b64url(
+    webpush_emu.expected_vapid_public_key = b64url(
         other_key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
@@ -580,7 +581,7 @@ def test_wait_for_times_out(webpush_emu: WebPushEmulator) -> None:
 def test_process_mode(tmp_path: Path) -> None:
     state_file = tmp_path / "state.json"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "backend.tests.emulators", "--state-file", str(state_file)]
+    command = [sys.executable, "-m", "backend.devtools.emulators", "--state-file", str(state_file)]
     proc = subprocess.Popen(
         [*command, "--latency-ms", "20"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL
     )

@@ -287,8 +287,9 @@ class ApnsEmulator(Emulator):
         team_id: str = "EMUTEAM123",
         connection_window: int = DEFAULT_WINDOW,
         max_received: int | None = None,
+        files_dir: str | None = None,
     ) -> None:
-        super().__init__(max_received=max_received)
+        super().__init__(max_received=max_received, files_dir=files_dir)
         #: Receive window the server grants per connection for request bodies. The RFC
         #: default (64 KiB) is strict: aioapns writes bodies without waiting for credit,
         #: so a burst beyond it fails client-side (FlowControlError, 1 s retry). Raise it

@@ -196,9 +196,13 @@ class FcmEmulator(Emulator):
     name = "fcm"
 
     def __init__(
-        self, *, project_id: str = "emulator-project", max_received: int | None = None
+        self,
+        *,
+        project_id: str = "emulator-project",
+        max_received: int | None = None,
+        files_dir: str | None = None,
     ) -> None:
-        super().__init__(max_received=max_received)
+        super().__init__(max_received=max_received, files_dir=files_dir)
         self.project_id = project_id
         self.client_email = f"push@{project_id}.iam.gserviceaccount.com"
         self.private_key_id = secrets.token_hex(20)

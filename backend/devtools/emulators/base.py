@@ -9,7 +9,7 @@ Each emulator also serves plain-HTTP control endpoints under ``control_url``
 (``http://127.0.0.1:PORT/_emulator``) so a benchmark running in another process can drive
 it: ``GET count``, ``GET received?limit=N``, ``POST latency {"seconds": x}``,
 ``POST reset``, ``POST script {"key": k, "replies": [reply...]}``,
-``POST always {"key": k, "reply": reply}`` where a reply is
+``POST always {"key": k, "reply": reply | null}`` (null: forget the rule) where a reply is
 ``{"status": 410, "body": {...} | null, "headers": {...}}``.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -66,7 +67,7 @@ class Emulator:
     #: Human-readable name, used for the thread name and in errors.
     name = "emulator"
 
-    def __init__(self, *, max_received: int | None = None) -> None:
+    def __init__(self, *, max_received: int | None = None, files_dir: str | None = None) -> None:
         self.latency: float = 0.0
         self.port: int = 0
         self.control_url: str = ""
@@ -78,8 +79,12 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._control_runner: web.AppRunner | None = None
-        self._tmpdir = tempfile.mkdtemp(prefix=f"push-emulator-{self.name}-")
-        weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
+        if files_dir is None:  # credentials this emulator hands out: throwaway unless kept
+            self._tmpdir = tempfile.mkdtemp(prefix=f"push-emulator-{self.name}-")
+            weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
+        else:
+            os.makedirs(files_dir, exist_ok=True)
+            self._tmpdir = files_dir
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> Self:
@@ -173,10 +178,14 @@ class Emulator:
         with self._cond:
             self._scripts.setdefault(key, deque()).extend(replies)
 
-    def always(self, key: str, reply: Reply) -> None:
-        """Every valid push for ``key`` gets ``reply`` (after any script) until reset."""
+    def always(self, key: str, reply: Reply | None) -> None:
+        """Every valid push for ``key`` gets ``reply`` (after any script) until reset;
+        ``None`` forgets the rule (the key is healthy again)."""
         with self._cond:
-            self._always[key] = reply
+            if reply is None:
+                self._always.pop(key, None)
+            else:
+                self._always[key] = reply
 
     def reset(self) -> None:
         """Forget scripts, always-rules, recorded requests and latency."""
@@ -271,7 +280,8 @@ class Emulator:
 
     async def _ctl_always(self, request: web.Request) -> web.Response:
         data = await request.json()
-        self.always(str(data["key"]), Reply.from_json(data["reply"]))
+        reply = data.get("reply")
+        self.always(str(data["key"]), None if reply is None else Reply.from_json(reply))
         return web.json_response({"ok": True})
 
 
