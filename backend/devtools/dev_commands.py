@@ -138,12 +138,20 @@ def _snapshot(directory: Path) -> list[tuple[float, str]]:
 @dev_cli.command()
 def inbox(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones")] = False,
+    wait: Annotated[
+        int, typer.Option(help="First wait (up to a minute) until this many have arrived")
+    ] = 0,
 ) -> None:
     """What each emulator accepted (Web Push decrypted) and the emails the sink received."""
     directory = dev_directory()
+    deadline = time.monotonic() + 60
+    entries = _snapshot(directory)
+    while len(entries) < wait and time.monotonic() < deadline:
+        time.sleep(0.2)
+        entries = _snapshot(directory)
     seen: set[tuple[float, str]] = set()
     while True:
-        for entry in _snapshot(directory):
+        for entry in entries:
             if entry not in seen:
                 seen.add(entry)
                 typer.echo(entry[1])
@@ -152,3 +160,4 @@ def inbox(
                 typer.echo("nothing received yet")
             return
         time.sleep(0.5)
+        entries = _snapshot(directory)
