@@ -3,6 +3,8 @@
 #   make venv         create .venv (if missing) and install the project with its dev tools
 #   make run          serve the API on 127.0.0.1:8000 (embedded PostgreSQL/Redis under .data/
 #                     unless DATABASE_URL / REDIS_URL are set, e.g. in .env)
+#   make dev          the same with FCM, APNs, Web Push and SMTP emulated locally and two demo
+#                     users (refuses DATABASE_URL); see README "Try it in five minutes"
 #   make test         the test suite (TEST_DATABASE_URL / TEST_REDIS_URL, else throwaway servers)
 #   make lint         ruff check + ruff format --check
 #   make bench        the benchmark; `make bench-smoke` is its quick variant
@@ -14,7 +16,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench bench-smoke
+.PHONY: venv run dev test lint bench bench-smoke
 
 venv: $(STAMP)
 
@@ -27,6 +29,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproj
 
 run: venv
 	$(BIN)/messenger serve
+
+dev: venv
+	$(BIN)/messenger dev
 
 test: venv
 	$(BIN)/python -m pytest
