@@ -9,32 +9,25 @@ served by uvicorn on an ephemeral port and driven over HTTP/WebSocket like any c
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 
-from backend.app.auth import mint_token
 from backend.app.cli import run_migrations
 from backend.app.config import Settings
-from backend.app.main import create_app
 from backend.app.vapid import b64url, generate_vapid_keys
 from backend.devtools import infra as test_infra
 from backend.devtools.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator
 from backend.devtools.providers import Providers
+from backend.devtools.servers import API, LiveServer, bearer_header, start_live_server
 from backend.devtools.subscriptions import p256dh_key, web_push_subscription
 
 TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 TEST_API_KEY = "test-service-api-key"
-API = "/api/v1/messenger"
 
 # Every table but Alembic's bookkeeping: new domain packages need no edit here.
 ALL_TABLES = """
@@ -93,25 +86,6 @@ def settings(base_settings: dict[str, Any]) -> Settings:
     return Settings(_env_file=None, **base_settings)  # type: ignore[call-arg]
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # leave pytest's signal handling alone
-        yield
-
-
-@dataclass
-class LiveServer:
-    url: str
-    ws_url: str
-    settings: Settings
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await asyncio.wait_for(self.task, 15)
-
-
 ServerFactory = Callable[..., Awaitable[LiveServer]]
 
 
@@ -122,27 +96,7 @@ async def start_server(base_settings: dict[str, Any]) -> AsyncIterator[ServerFac
 
     async def start(*, background: bool = True, **overrides: Any) -> LiveServer:
         settings = Settings(_env_file=None, **{**base_settings, **overrides})  # type: ignore[call-arg]
-        # IPPROTO_TCP explicitly: asyncio then sets TCP_NODELAY on accepted connections.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(settings, background=background), log_level="warning", lifespan="on"
-        )
-        server = _Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server exited during startup")
-            await asyncio.sleep(0.01)
-        live = LiveServer(
-            url=f"http://127.0.0.1:{port}",
-            ws_url=f"ws://127.0.0.1:{port}{API}/ws",
-            settings=settings,
-            server=server,
-            task=task,
-        )
+        live = await start_live_server(settings, background=background)
         servers.append(live)
         return live
 
@@ -163,13 +117,11 @@ async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def bearer(user_id: str, *, name: str | None = None, admin: bool = False) -> dict[str, str]:
-    settings = Settings(_env_file=None, jwt_secret=TEST_JWT_SECRET)  # type: ignore[call-arg]
-    token = mint_token(settings, user_id=user_id, name=name, admin=admin)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_header(TEST_JWT_SECRET, user_id, name=name, admin=admin)
 
 
 # Helpers other test modules import from here (their home is backend.devtools / backend.app).
-__all__ = ["Providers", "b64url", "p256dh_key", "web_push_subscription"]
+__all__ = ["API", "LiveServer", "Providers", "b64url", "p256dh_key", "web_push_subscription"]
 
 
 @pytest.fixture
