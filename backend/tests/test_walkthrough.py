@@ -97,6 +97,7 @@ def dev_mode(tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     env |= {"DATA_DIR": str(tmp_path / "data"), "PATH": f"{Path(MESSENGER).parent}:{env['PATH']}"}
     port = _free_port()
+    env["DEV_LOG"] = str(tmp_path / "dev.log")  # for the failure message only
     log = (tmp_path / "dev.log").open("wb")
     process = subprocess.Popen(
         [MESSENGER, "dev", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -126,6 +127,7 @@ def test_every_command_of_the_readme_walkthrough_works(dev_mode: dict[str, str])
     steps = walkthrough_steps((ROOT / "README.md").read_text())
     assert len(steps) >= 10
     shell = Shell(dev_mode)
+    transcript: list[str] = []
     try:
         for step in steps:
             deadline = time.monotonic() + HANG_GUARD_SECONDS
@@ -133,9 +135,15 @@ def test_every_command_of_the_readme_walkthrough_works(dev_mode: dict[str, str])
                 status, output = shell.run(step.command)
                 missing = [text for text in step.expect if text not in output]
                 if status == 0 and not missing:
+                    transcript.append(f"$ {step.command}\n{output}")
                     break
-                assert step.expect and time.monotonic() < deadline, (
-                    f"{step.command}\nexit {status}, missing {missing}:\n{output}"
+                assert step.expect and time.monotonic() < deadline, "\n".join(
+                    [
+                        *transcript,
+                        f"$ {step.command}\nexit {status}, missing {missing}:\n{output}",
+                        "messenger dev's log:",
+                        Path(dev_mode["DEV_LOG"]).read_text()[-5000:],
+                    ]
                 )
                 time.sleep(0.25)
     finally:
