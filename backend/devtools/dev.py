@@ -103,7 +103,7 @@ def _start_helper(directory: Path, name: str, module: str, *args: str) -> dict[s
 
 def _smtp_settings(state: dict[str, Any]) -> dict[str, Any]:
     """Point the service's email sending (when it has one) at the sink."""
-    wanted = {"smtp_host": state["host"], "smtp_port": state["port"]}
+    wanted = {"smtp_host": state["host"], "smtp_port": state["port"], "smtp_security": "none"}
     return {k: v for k, v in wanted.items() if k in Settings.model_fields}
 
 
