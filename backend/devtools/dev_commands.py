@@ -29,10 +29,11 @@ def dev(
     """Start everything (no subcommand), or inspect a running dev mode."""
     if ctx.invoked_subcommand is not None:
         return
-    from backend.app.cli import _setup_logging
+    from backend.app.cli import _setup_logging, _silence_secrets_in_logs
     from backend.devtools.dev import start
 
     _setup_logging()
+    _silence_secrets_in_logs()
     start(host, port)
 
 
