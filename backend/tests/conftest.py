@@ -122,6 +122,8 @@ def bearer(user_id: str, *, name: str | None = None, admin: bool = False) -> dic
 
 
 # Helpers other test modules import from here (their home is backend.devtools / backend.app).
+vapid_key_pair = generate_vapid_keys  # the name tests used before the move
+
 __all__ = ["API", "LiveServer", "Providers", "b64url", "p256dh_key", "web_push_subscription"]
 
 
