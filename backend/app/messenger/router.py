@@ -8,6 +8,7 @@ from backend.app.messenger.devices.router import router as devices_router
 from backend.app.messenger.messages.router import router as messages_router
 from backend.app.messenger.notifications.router import router as notifications_router
 from backend.app.messenger.push.router import router as push_router
+from backend.app.messenger.read_state.router import router as read_state_router
 from backend.app.messenger.realtime.router import router as realtime_router
 from backend.app.messenger.topics.router import router as topics_router
 
@@ -16,6 +17,7 @@ router.include_router(devices_router)
 router.include_router(conversations_router)
 router.include_router(messages_router)
 router.include_router(push_router)
+router.include_router(read_state_router)
 router.include_router(realtime_router)
 router.include_router(blocks_router)
 router.include_router(notifications_router)
