@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -19,6 +20,7 @@ from backend.app.config import Settings
 from backend.app.db import create_engine, create_sessionmaker
 from backend.app.messenger.conversations.service import ConversationNotFound
 from backend.app.runtime import Runtime, RuntimeDep
+from backend.app.webclient import install_web
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Devices, conversations, presence and push fan-out.",
+        # Served from vendored assets by install_web (FastAPI's own pages need a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     from backend.app.messenger.router import router as messenger_router
 
