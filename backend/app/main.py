@@ -157,4 +157,23 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    install_web(app)
+    install_cors(app, settings)
     return app
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """Browser clients on the origins in `CORS_ALLOW_ORIGINS` may call the API. Added last, so
+    it is the outermost layer and answers preflights before anything else looks at them.
+    Bearer tokens, not cookies: no credentials mode."""
+    origins = settings.cors_origins
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=False,
+        max_age=600,
+    )
