@@ -25,4 +25,4 @@ def install_web(app: FastAPI, *, openapi_url: str = "/openapi.json", docs: bool 
     app.add_middleware(SecurityHeadersMiddleware)
 
 
-__all__ = ["STATIC_DIR", "install_web"]
+__all__ = ["STATIC_DIR", "VENDOR_DIR", "install_web"]

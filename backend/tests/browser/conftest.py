@@ -70,7 +70,10 @@ def _ensure_chromium() -> tuple[str, str] | str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "chromium/chromedriver missing (apt-get install chromium chromium-driver as root)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
+    for command in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "chromium", "chromium-driver"],
+    ):
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             return f"installing chromium failed: {' '.join(command)}: {result.stderr[-300:]}"
@@ -119,13 +122,10 @@ async def _clean(database_url: str, redis_url: str) -> None:
 
 @pytest.fixture
 def web_server(
-    database_url: str, infrastructure: test_infra.TestInfrastructure, request: pytest.FixtureRequest
+    database_url: str, infrastructure: test_infra.TestInfrastructure
 ) -> Iterator[WebServer]:
-    """The real app on an ephemeral port, in its own thread and event loop.
-    `@pytest.mark.settings(key=value)` adds settings."""
+    """The real app on an ephemeral port, in its own thread and event loop."""
     asyncio.run(_clean(database_url, infrastructure.redis_url))
-    marker = request.node.get_closest_marker("settings")
-    overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
@@ -133,7 +133,6 @@ def web_server(
         jwt_secret=TEST_JWT_SECRET,
         service_api_key=TEST_API_KEY,
         push_sweep_interval_seconds=0.2,
-        **overrides,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
@@ -184,7 +183,3 @@ def browser(chromium: tuple[str, str]) -> Iterator[Callable[[], Any]]:
             driver.quit()
     for profile in profiles:
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "settings(**kwargs): extra settings for web_server")

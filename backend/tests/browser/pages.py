@@ -25,7 +25,9 @@ def eventually(check: Callable[[], T], *, timeout: float = 15, what: str = "cond
         except Exception as exc:  # stale elements, not-yet-present elements
             last = exc
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f" (last error: {last})" if last else "")
+    )
 
 
 def sign_in(driver: Any, base_url: str, token: str, *, hash_path: str = "") -> None:
@@ -36,7 +38,10 @@ def sign_in(driver: Any, base_url: str, token: str, *, hash_path: str = "") -> N
     field.send_keys(token)
     driver.find_element(By.ID, "signin").click()
     eventually(lambda: driver.find_element(By.ID, "conversation-list"), what="signed-in shell")
-    eventually(lambda: "up" in driver.find_element(By.ID, "connection").get_attribute("class"), what="live connection")
+    eventually(
+        lambda: "up" in driver.find_element(By.ID, "connection").get_attribute("class"),
+        what="live connection",
+    )
     if hash_path:
         driver.execute_script("location.hash = arguments[0]", hash_path)
 
@@ -46,7 +51,11 @@ def console_problems(driver: Any) -> list[str]:
     problems = []
     for entry in driver.get_log("browser"):
         message = entry.get("message", "")
-        if entry.get("level") == "SEVERE" or "Content Security Policy" in message or "Refused to" in message:
+        if (
+            entry.get("level") == "SEVERE"
+            or "Content Security Policy" in message
+            or "Refused to" in message
+        ):
             problems.append(message)
     return problems
 

@@ -59,7 +59,9 @@ def test_two_users_chat_live_with_unread_counts_and_presence(web_server, browser
     alice, bob = browser(), browser()
     sign_in(alice, web_server.url, token_for("alice", name="Alice"))
     sign_in(bob, web_server.url, token_for("bob", name="Bob"), hash_path=f"#/c/{conversation_id}")
-    eventually(lambda: "Morning Bob" in " ".join(bubbles(bob)), what="history in bob's conversation")
+    eventually(
+        lambda: "Morning Bob" in " ".join(bubbles(bob)), what="history in bob's conversation"
+    )
 
     # Bob types; Alice (on her list) sees the unread count rise and Bob online.
     composer = eventually(lambda: bob.find_element(By.ID, "composer"), what="composer")
@@ -68,17 +70,23 @@ def test_two_users_chat_live_with_unread_counts_and_presence(web_server, browser
     eventually(lambda: presence_dot(alice, conversation_id) == "active", what="bob's dot active")
     # Bob's optimistic bubble was confirmed by the server's ack (it now carries the id).
     eventually(
-        lambda: bob.find_element(By.CSS_SELECTOR, "#messages .bubble.mine:not(.pending)").get_attribute("data-id"),
+        lambda: bob.find_element(
+            By.CSS_SELECTOR, "#messages .bubble.mine:not(.pending)"
+        ).get_attribute("data-id"),
         what="acked bubble",
     )
     screenshot(alice, "client-list-unread")
 
     # Alice opens the conversation: history shown, unread cleared; live messages both ways.
     alice.find_element(By.CSS_SELECTOR, f'a[data-conversation-id="{conversation_id}"]').click()
-    eventually(lambda: "Yes! Friday 10:00 works." in bubbles(alice), what="bob's message in alice's chat")
+    eventually(
+        lambda: "Yes! Friday 10:00 works." in bubbles(alice), what="bob's message in alice's chat"
+    )
     eventually(lambda: unread_badge(alice, conversation_id) == "0", what="alice's unread cleared")
     bob.find_element(By.ID, "composer").send_keys("I'll book the room." + Keys.ENTER)
-    eventually(lambda: "I'll book the room." in bubbles(alice), timeout=5, what="live message at alice")
+    eventually(
+        lambda: "I'll book the room." in bubbles(alice), timeout=5, what="live message at alice"
+    )
     alice.find_element(By.ID, "composer").send_keys("Perfect, thanks!" + Keys.ENTER)
     eventually(lambda: "Perfect, thanks!" in bubbles(bob), timeout=5, what="live message at bob")
     screenshot(alice, "client-conversation")
@@ -143,7 +151,13 @@ def test_service_worker_shows_pushes_and_closes_them_when_read(web_server, brows
         {
             "title": "Bob • Launch plan",
             "body": "Friday works",
-            "data": {"type": "message.new", "conversation_id": conversation_id, "message_id": secrets.token_hex(8), "sender_id": "bob", "unread_total": "1"},
+            "data": {
+                "type": "message.new",
+                "conversation_id": conversation_id,
+                "message_id": secrets.token_hex(8),
+                "sender_id": "bob",
+                "unread_total": "1",
+            },
         },
     )
     shown = eventually(lambda: async_js(alice, SHOWN), what="notification shown")
@@ -158,13 +172,23 @@ def test_service_worker_shows_pushes_and_closes_them_when_read(web_server, brows
     # Headless Chromium cannot click a system notification; the click handler opens the URL
     # the notification carries, and that URL opens the conversation:
     alice.get(web_server.url + shown[0]["url"])
-    eventually(lambda: alice.find_element(By.ID, "chat-title").text == "Launch plan", what="conversation opened")
+    eventually(
+        lambda: alice.find_element(By.ID, "chat-title").text == "Launch plan",
+        what="conversation opened",
+    )
 
     # A `conversation.read` push (read on another device) closes it.
     deliver_push(
         alice,
         web_server.url + "/",
-        {"type": "conversation.read", "data": {"conversation_id": conversation_id, "last_read_message_id": "x", "unread_total": "0"}},
+        {
+            "type": "conversation.read",
+            "data": {
+                "conversation_id": conversation_id,
+                "last_read_message_id": "x",
+                "unread_total": "0",
+            },
+        },
     )
     eventually(lambda: async_js(alice, SHOWN) == [], what="notification closed")
     assert console_problems(alice) == []
@@ -176,9 +200,17 @@ def register_devices(server: WebServer) -> None:
         for i in range(8):
             user = f"user{i}"
             for body in (
-                {"device_token": f"fcm-token-{i}-" + "a" * 40, "platform": "android", "provider": "fcm"},
+                {
+                    "device_token": f"fcm-token-{i}-" + "a" * 40,
+                    "platform": "android",
+                    "provider": "fcm",
+                },
                 {"device_token": secrets.token_hex(32), "platform": "ios", "provider": "apns"},
-                {"device_token": web_push_subscription(), "platform": "web", "provider": "web_push"},
+                {
+                    "device_token": web_push_subscription(),
+                    "platform": "web",
+                    "provider": "web_push",
+                },
             ):
                 http.post(
                     "/devices/register",
@@ -206,7 +238,9 @@ def test_admin_console_charts_real_data_and_pages_the_device_table(web_server, b
 
     first = eventually(lambda: rows() if len(rows()) == 10 else None, what="first page")
     admin.find_element(By.ID, "devices-next").click()
-    second = eventually(lambda: rows() if len(rows()) == 10 and rows() != first else None, what="second page")
+    second = eventually(
+        lambda: rows() if len(rows()) == 10 and rows() != first else None, what="second page"
+    )
     admin.find_element(By.ID, "devices-next").click()
     eventually(lambda: len(rows()) == 4, what="last page")
     assert admin.find_element(By.ID, "devices-next").get_attribute("disabled") is not None
@@ -233,18 +267,25 @@ def test_every_page_renders_without_console_errors_or_csp_violations(web_server,
     for page in (*PAGES, f"#/c/{conversation_id}"):
         driver.execute_script("location.hash = arguments[0]", page)
         eventually(lambda: driver.find_element(By.CSS_SELECTOR, "#main > *"), what=f"page {page}")
-        eventually(lambda: "Loading…" not in driver.find_element(By.ID, "main").text, what=f"{page} loaded")
+        eventually(
+            lambda: "Loading…" not in driver.find_element(By.ID, "main").text, what=f"{page} loaded"
+        )
         name = page.strip("#/").split("/")[0] or "home"
         screenshot(driver, f"page-{name}")
         assert console_problems(driver) == [], page
 
     driver.get(web_server.url + "/docs")
-    eventually(lambda: driver.find_element(By.CSS_SELECTOR, ".swagger-ui .opblock"), what="swagger ui")
+    eventually(
+        lambda: driver.find_element(By.CSS_SELECTOR, ".swagger-ui .opblock"), what="swagger ui"
+    )
     screenshot(driver, "docs")
     assert console_problems(driver) == []
     driver.get(web_server.url + "/redoc")
     eventually(lambda: driver.find_element(By.CSS_SELECTOR, "h1"), timeout=30, what="redoc")
-    eventually(lambda: "Messenger backend" in driver.find_element(By.CSS_SELECTOR, "h1").text, what="redoc title")
+    eventually(
+        lambda: "Messenger backend" in driver.find_element(By.CSS_SELECTOR, "h1").text,
+        what="redoc title",
+    )
     screenshot(driver, "redoc")
     assert console_problems(driver) == []
 
@@ -259,6 +300,9 @@ def test_sign_in_refuses_a_bad_token_without_console_noise(web_server, browser):
     field = eventually(lambda: driver.find_element(By.ID, "token-input"), what="sign-in form")
     field.send_keys("not-a-token")
     driver.find_element(By.ID, "signin").click()
-    eventually(lambda: "not a JWT" in driver.find_element(By.CSS_SELECTOR, ".signin .error").text, what="error")
+    eventually(
+        lambda: "not a JWT" in driver.find_element(By.CSS_SELECTOR, ".signin .error").text,
+        what="error",
+    )
     screenshot(driver, "signin")
     assert console_problems(driver) == []
