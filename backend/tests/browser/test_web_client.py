@@ -54,6 +54,9 @@ def bubbles(driver) -> list[str]:
 
 
 def test_two_users_chat_live_with_unread_counts_and_presence(web_server, browser):
+    review = create_conversation(web_server, "carol", ["alice", "dave"], "Design review")
+    send(web_server, "carol", review, "Mockups are in the shared folder")
+    send(web_server, "carol", review, "Feedback by Thursday, please")
     conversation_id = create_conversation(web_server, "alice", ["bob"], "Launch plan")
     send(web_server, "alice", conversation_id, "Morning Bob, are we on for Friday?")
     alice, bob = browser(), browser()
