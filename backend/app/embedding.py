@@ -37,7 +37,7 @@ def embed(
 
     `background=False` leaves push delivery and pruning to `messenger worker` processes.
     `web_client=True` also serves `/app/` (it calls the API at the default prefix)."""
-    from backend.app.main import install_cors, open_runtime
+    from backend.app.main import conversation_not_found, install_cors, open_runtime
     from backend.app.messenger.conversations.service import ConversationNotFound
     from backend.app.messenger.router import router
     from backend.app.webclient import install_web
@@ -45,12 +45,7 @@ def embed(
     settings = settings or Settings()
     app.include_router(router, prefix=prefix)
 
-    async def not_found(request: Any, exc: Exception) -> Any:
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse({"detail": "Conversation not found"}, status_code=404)
-
-    app.add_exception_handler(ConversationNotFound, not_found)
+    app.add_exception_handler(ConversationNotFound, conversation_not_found)
     if web_client:
         install_web(app, docs=False)
     install_cors(app, settings)

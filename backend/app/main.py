@@ -102,6 +102,11 @@ async def open_runtime(
         yield rt
 
 
+async def conversation_not_found(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
+    return JSONResponse({"detail": "Conversation not found"}, status_code=404)
+
+
 def create_app(
     settings: Settings | None = None, *, background: bool = True, freeze_gc: bool = False
 ) -> FastAPI:
@@ -129,10 +134,7 @@ def create_app(
 
     app.include_router(messenger_router, prefix=API_PREFIX)
 
-    @app.exception_handler(ConversationNotFound)
-    async def conversation_not_found(request: Request, exc: ConversationNotFound) -> JSONResponse:
-        """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
-        return JSONResponse({"detail": "Conversation not found"}, status_code=404)
+    app.add_exception_handler(ConversationNotFound, conversation_not_found)
 
     @app.get("/health", tags=["operations"])
     async def health(rt: RuntimeDep) -> JSONResponse:
