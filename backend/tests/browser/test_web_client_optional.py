@@ -75,3 +75,39 @@ def test_preferences_are_saved_through_the_api(web_server, browser):
     assert prefs["quiet_hours"]["timezone"] == "Europe/Berlin"
     screenshot(alice, "preferences")
     assert console_problems(alice) == []
+
+
+def presence_states_supported(server: WebServer) -> bool:
+    schemas = httpx.get(server.url + "/openapi.json").json()["components"]["schemas"]
+    return "state" in schemas.get("UserPresence", {}).get("properties", {})
+
+
+HIDE_PAGE = """
+Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
+document.dispatchEvent(new Event("visibilitychange"));
+"""
+SHOW_PAGE = """
+Object.defineProperty(document, "visibilityState", {value: "visible", configurable: true});
+document.dispatchEvent(new Event("visibilitychange"));
+window.dispatchEvent(new Event("keydown"));
+"""
+
+
+def test_a_hidden_tab_reports_idle_and_a_visible_one_active(web_server, browser):
+    if not presence_states_supported(web_server):
+        pytest.skip("GET /presence reports no active/idle state in this build")
+    create_conversation(web_server, "alice", ["bob"], None)
+    alice = browser()
+    sign_in(alice, web_server.url, token_for("alice"))
+
+    def state_of_alice() -> str:
+        with web_server.api() as http:
+            answer = http.get("/presence", params={"user_ids": "alice"}, headers=bearer("bob"))
+        return answer.json()["presence"]["alice"]["state"]
+
+    eventually(lambda: state_of_alice() == "active", what="alice active")
+    alice.execute_script(HIDE_PAGE)
+    eventually(lambda: state_of_alice() == "idle", what="alice idle while her tab is hidden")
+    alice.execute_script(SHOW_PAGE)
+    eventually(lambda: state_of_alice() == "active", what="alice active again")
+    assert console_problems(alice) == []
