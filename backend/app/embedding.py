@@ -19,10 +19,28 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.app.config import Settings
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+class _PrefixScoped:
+    """`InputGuard` applied to requests under the messenger's prefix only."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, max_body_bytes: int) -> None:
+        from backend.app.edge.guard import InputGuard
+
+        self.app = app
+        self.prefix = prefix.rstrip("/") + "/"
+        self.guard = InputGuard(app, max_body_bytes=max_body_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["path"] + "/").startswith(self.prefix):
+            await self.guard(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def embed(
@@ -37,6 +55,7 @@ def embed(
 
     `background=False` leaves push delivery and pruning to `messenger worker` processes.
     `web_client=True` also serves `/app/` (it calls the API at the default prefix)."""
+    from backend.app.edge.logs import install_log_redaction
     from backend.app.main import conversation_not_found, install_cors, open_runtime
     from backend.app.messenger.conversations.service import ConversationNotFound
     from backend.app.messenger.router import router
@@ -44,6 +63,10 @@ def embed(
 
     settings = settings or Settings()
     app.include_router(router, prefix=prefix)
+    # The module's input guard (413, NUL, nesting) for its own paths only: the host's routes
+    # keep whatever limits the host chose. Logs get the same redaction as `messenger serve`.
+    app.add_middleware(_PrefixScoped, prefix=prefix, max_body_bytes=settings.max_body_bytes)
+    install_log_redaction()
 
     app.add_exception_handler(ConversationNotFound, conversation_not_found)
     if web_client:

@@ -107,3 +107,13 @@ async def test_websocket_uses_the_hosts_user_and_closes_unknown_sessions(host: s
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await stranger.recv()
         assert closed.value.rcvd.code == 4401
+
+
+async def test_the_modules_input_guard_covers_its_own_paths_in_the_host(host: str) -> None:
+    async with httpx.AsyncClient(base_url=host) as http:
+        oversized = await http.post(
+            f"{API}/conversations",
+            content=b"{" + b" " * 70_000 + b"}",
+            headers={"X-Session": "s-alice", "Content-Type": "application/json"},
+        )
+        assert oversized.status_code == 413
