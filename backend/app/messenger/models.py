@@ -4,16 +4,26 @@ from backend.app.messenger.blocks.models import Block
 from backend.app.messenger.conversations.models import Conversation, Participant
 from backend.app.messenger.devices.models import DeviceToken
 from backend.app.messenger.messages.models import Message
+from backend.app.messenger.notifications.models import (
+    InboxEntry,
+    Notification,
+    NotificationRecipient,
+)
 from backend.app.messenger.pruning_state import MaintenanceRun
 from backend.app.messenger.push.models import PushDelivery, PushJob
+from backend.app.messenger.topics.models import TopicSubscription
 
 __all__ = [
     "Block",
     "Conversation",
     "DeviceToken",
+    "InboxEntry",
     "MaintenanceRun",
     "Message",
+    "Notification",
+    "NotificationRecipient",
     "Participant",
     "PushDelivery",
     "PushJob",
+    "TopicSubscription",
 ]
