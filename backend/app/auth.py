@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, HTTPException, status
+from fastapi import Depends, Header, HTTPException, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.app.config import Settings
-from backend.app.runtime import SettingsDep
+from backend.app.runtime import SettingsDep, runtime_of
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -86,6 +86,20 @@ def current_user(
         ) from exc
 
 
+def websocket_user(websocket: WebSocket) -> CurrentUser | None:
+    """The WebSocket's user from `?token=<JWT>`, or None (the endpoint then closes with 4401).
+
+    A separate dependency because browsers cannot set headers on a WebSocket; a host
+    application that embeds the module overrides it (and `current_user`) with its own."""
+    token = websocket.query_params.get("token")
+    if not token:
+        return None
+    try:
+        return decode_token(token, runtime_of(websocket).settings)
+    except InvalidToken:
+        return None
+
+
 def admin_user(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUser:
     if not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Admin role required")
@@ -131,4 +145,5 @@ def mint_token(
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]
+WebSocketUserDep = Annotated[CurrentUser | None, Depends(websocket_user)]
 AdminUserDep = Annotated[CurrentUser, Depends(admin_user)]

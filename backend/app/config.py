@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Every Redis call gives up after this long (connect, read, waiting for a pooled connection).
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
+    # Browsers on these origins may call the API (comma-separated, e.g. https://app.example.com).
+    cors_allow_origins: str = ""
+
     # Behaviour
     push_include_content: bool = True
     presence_ttl_seconds: int = Field(default=60, ge=2)
@@ -121,6 +124,10 @@ class Settings(BaseSettings):
     @cached_property
     def web_push_allowlist(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.web_push_endpoint_allowlist.split(",") if p.strip())
+
+    @cached_property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip())
 
     @property
     def web_push_claims_sub(self) -> str:
