@@ -27,6 +27,10 @@ PROVIDER_CONFIG_ERRORS = Counter(
     ["provider"],
 )
 
+EMAILS = Counter(
+    "messenger_emails", "One per email send attempt outcome, by kind of email", ["kind", "outcome"]
+)
+
 
 PROVIDERS = ("fcm", "apns", "web_push")
 OUTCOMES = ("delivered", "token_dead", "retry_scheduled", "failed", "provider_not_configured")
@@ -40,3 +44,14 @@ for _provider in PROVIDERS:
         PUSHES.labels(_provider, _outcome)
 for _reason in SKIP_REASONS:
     PUSH_SKIPPED.labels(_reason)
+
+
+def _email_series() -> None:
+    from backend.app.messenger.email.vocabulary import EmailKind, EmailOutcome
+
+    for kind in EmailKind:
+        for outcome in EmailOutcome:
+            EMAILS.labels(kind.value, outcome.value)
+
+
+_email_series()

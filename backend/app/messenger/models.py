@@ -2,15 +2,21 @@
 
 from backend.app.messenger.conversations.models import Conversation, Participant
 from backend.app.messenger.devices.models import DeviceToken
+from backend.app.messenger.digest.models import DigestRun
+from backend.app.messenger.email.models import Email
 from backend.app.messenger.messages.models import Message
+from backend.app.messenger.preferences.models import NotificationPreference
 from backend.app.messenger.pruning_state import MaintenanceRun
 from backend.app.messenger.push.models import PushDelivery, PushJob
 
 __all__ = [
     "Conversation",
     "DeviceToken",
+    "DigestRun",
+    "Email",
     "MaintenanceRun",
     "Message",
+    "NotificationPreference",
     "Participant",
     "PushDelivery",
     "PushJob",

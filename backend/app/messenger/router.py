@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from backend.app.messenger.conversations.router import router as conversations_router
 from backend.app.messenger.devices.router import router as devices_router
 from backend.app.messenger.messages.router import router as messages_router
+from backend.app.messenger.preferences.router import router as preferences_router
 from backend.app.messenger.push.router import router as push_router
 from backend.app.messenger.realtime.router import router as realtime_router
 
@@ -14,3 +15,4 @@ router.include_router(conversations_router)
 router.include_router(messages_router)
 router.include_router(push_router)
 router.include_router(realtime_router)
+router.include_router(preferences_router)

@@ -1,0 +1,154 @@
+"""The daily digest engine: claim due users in batches, decide, record, queue the emails.
+
+One batch is one transaction: the claimed preference rows stay locked (`SKIP LOCKED` lets
+other instances take other users), the scheduled `digest_runs` row (unique per user and
+local day) and the email are written together, and every claimed user is rescheduled to
+their next local digest time. A crash anywhere rolls the whole batch back to "due".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.app.config import Settings
+from backend.app.messenger.digest.content import UnreadSummary, digest_email
+from backend.app.messenger.digest.models import DigestRun
+from backend.app.messenger.digest.sources import UnreadSource
+from backend.app.messenger.email.service import NewEmail, enqueue_many
+from backend.app.messenger.email.vocabulary import EmailKind
+from backend.app.messenger.preferences import service as preferences
+from backend.app.messenger.preferences.timing import (
+    local_date,
+    next_digest_at,
+    occurrence,
+    zone,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    claimed: int
+    email_ids: list[int]
+
+
+async def _listed_until(session: AsyncSession, *, user_ids: Sequence[str]) -> dict[str, datetime]:
+    """Newest item each user's latest digest listed (one query)."""
+    rows = await session.execute(
+        select(DigestRun.user_id, DigestRun.listed_until)
+        .where(DigestRun.user_id == any_(bindparam("users", list(user_ids), type_=ARRAY(String))))
+        .distinct(DigestRun.user_id)
+        .order_by(DigestRun.user_id, DigestRun.id.desc())
+    )
+    return {row.user_id: row.listed_until for row in rows}
+
+
+def _email(
+    settings: Settings, user_id: str, address: str, summary: UnreadSummary, dedupe_key: str | None
+) -> NewEmail:
+    subject, context = digest_email(summary, include_content=settings.push_include_content)
+    return NewEmail(EmailKind.DIGEST, user_id, address, subject, "digest", context, dedupe_key)
+
+
+async def process_due_batch(
+    session: AsyncSession, settings: Settings, *, source: UnreadSource, now: datetime
+) -> BatchResult:
+    due = await preferences.claim_due_digests(session, now=now, limit=settings.digest_batch_size)
+    if not due:
+        return BatchResult(0, [])
+    next_at: dict[str, datetime] = {}
+    candidates: dict[str, tuple[str, date]] = {}
+    for item in due:
+        tz = zone(item.timezone)
+        day = local_date(item.due_at, tz)
+        if local_date(now, tz) != day:
+            # Every instance was down for the user's whole local day: that digest is skipped.
+            next_at[item.user_id] = next_digest_at(now, at=item.at, tz=tz)
+            continue
+        next_at[item.user_id] = occurrence(day + timedelta(days=1), item.at, tz)
+        if item.address is not None:
+            candidates[item.user_id] = (item.address, day)
+    email_ids: list[int] = []
+    if candidates:
+        listed = await _listed_until(session, user_ids=list(candidates))
+        summaries = await source.unread(session, user_ids=list(candidates))
+        news = {
+            user: summary
+            for user, summary in summaries.items()
+            if user in candidates and summary.has_news_since(listed.get(user))
+        }
+        if news:
+            recorded = await session.scalars(
+                insert(DigestRun)
+                .values(
+                    [
+                        {
+                            "user_id": user,
+                            "local_date": candidates[user][1],
+                            "scheduled": True,
+                            "listed_until": summary.newest_at,
+                        }
+                        for user, summary in news.items()
+                    ]
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[DigestRun.user_id, DigestRun.local_date],
+                    index_where=DigestRun.scheduled,
+                )
+                .returning(DigestRun.user_id)
+            )
+            first_today = set(recorded)
+            email_ids = await enqueue_many(
+                session,
+                settings,
+                [
+                    _email(
+                        settings,
+                        user,
+                        candidates[user][0],
+                        news[user],
+                        f"digest:{user}:{candidates[user][1].isoformat()}",
+                    )
+                    for user in news
+                    if user in first_today
+                ],
+            )
+    await preferences.reschedule_digests(session, next_at=next_at)
+    return BatchResult(len(due), email_ids)
+
+
+async def send_digest_now(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: str,
+    source: UnreadSource,
+    now: datetime,
+) -> int | None:
+    """`messenger digest --user`: queue the user's digest now if anything is unread (whatever
+    earlier digests listed). Returns the email id, or None when there is nothing to send (or
+    nowhere to send it). It does not use up the day's scheduled digest."""
+    if not settings.email_enabled:
+        return None
+    address = (await preferences.digest_addresses(session, user_ids=[user_id])).get(user_id)
+    if address is None:
+        return None
+    summary = (await source.unread(session, user_ids=[user_id])).get(user_id)
+    if summary is None or summary.newest_at is None:
+        return None
+    to, timezone_name = address
+    session.add(
+        DigestRun(
+            user_id=user_id,
+            local_date=local_date(now, zone(timezone_name)),
+            scheduled=False,
+            listed_until=summary.newest_at,
+        )
+    )
+    ids = await enqueue_many(session, settings, [_email(settings, user_id, to, summary, None)])
+    return ids[0] if ids else None
