@@ -11,12 +11,16 @@ from backend.app.messenger.preferences.timing import InvalidTimeZone, parse_hhmm
 
 # Deliberately simple: one @, no whitespace or control characters (header injection), and
 # the lengths SMTP allows. Deliverability is the mail server's call, not ours.
-EMAIL_PATTERN = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}$")
+EMAIL_PATTERN = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}")
 
 
 def valid_email(value: str) -> str:
     value = value.strip()
-    if len(value) > 254 or not EMAIL_PATTERN.match(value) or "." not in value.rsplit("@", 1)[1]:
+    try:
+        value.encode("utf-8")  # unpaired surrogates cannot be stored or sent
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be an email address such as ada@example.com") from exc
+    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value) or "." not in value.rsplit("@", 1)[1]:
         raise ValueError("must be an email address such as ada@example.com")
     return value
 

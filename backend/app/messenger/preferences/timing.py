@@ -18,7 +18,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 class InvalidTimeZone(ValueError):
@@ -27,7 +27,7 @@ class InvalidTimeZone(ValueError):
 
 def parse_hhmm(value: str) -> time:
     """`HH:MM` on a 24-hour clock, exactly (no seconds, no single-digit hours)."""
-    match = HHMM.match(value) if isinstance(value, str) else None
+    match = HHMM.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise ValueError("must be a time as HH:MM (00:00-23:59)")
     return time(int(match.group(1)), int(match.group(2)))
