@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.config import Settings
@@ -42,7 +42,7 @@ async def _listed_until(session: AsyncSession, *, user_ids: Sequence[str]) -> di
     rows = await session.execute(
         select(DigestRun.user_id, DigestRun.listed_until)
         .where(DigestRun.user_id == any_(bindparam("users", list(user_ids), type_=ARRAY(String))))
-        .distinct(DigestRun.user_id)
+        .ext(distinct_on(DigestRun.user_id))
         .order_by(DigestRun.user_id, DigestRun.id.desc())
     )
     return {row.user_id: row.listed_until for row in rows}
@@ -83,7 +83,7 @@ async def process_due_batch(
             if user in candidates and summary.has_news_since(listed.get(user))
         }
         if news:
-            recorded = await session.scalars(
+            recorded = await session.execute(
                 insert(DigestRun)
                 .values(
                     [
@@ -100,9 +100,9 @@ async def process_due_batch(
                     index_elements=[DigestRun.user_id, DigestRun.local_date],
                     index_where=DigestRun.scheduled,
                 )
-                .returning(DigestRun.user_id)
+                .returning(DigestRun.user_id, DigestRun.id)
             )
-            first_today = set(recorded)
+            first_today = dict(recorded.all())
             email_ids = await enqueue_many(
                 session,
                 settings,
@@ -112,7 +112,7 @@ async def process_due_batch(
                         user,
                         candidates[user][0],
                         news[user],
-                        f"digest:{user}:{candidates[user][1].isoformat()}",
+                        f"digest-run:{first_today[user]}",
                     )
                     for user in news
                     if user in first_today
