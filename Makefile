@@ -3,6 +3,9 @@
 #   make venv         create .venv (if missing) and install the project with its dev tools
 #   make run          serve the API on 127.0.0.1:8000 (embedded PostgreSQL/Redis under .data/
 #                     unless DATABASE_URL / REDIS_URL are set, e.g. in .env)
+#                     Emails: run `$(BIN)/python -m backend.tests.emulators.smtp --port 1025` in
+#                     another terminal and set SMTP_HOST=127.0.0.1 SMTP_PORT=1025 SMTP_SECURITY=none
+#                     (e.g. in .env): every email the service sends is printed there.
 #   make test         the test suite (TEST_DATABASE_URL / TEST_REDIS_URL, else throwaway servers)
 #   make lint         ruff check + ruff format --check
 #   make bench        the benchmark; `make bench-smoke` is its quick variant
