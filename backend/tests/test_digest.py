@@ -248,3 +248,33 @@ async def test_digest_command_sends_now_and_prints_sent_or_nothing(
     nothing = await asyncio.to_thread(run_digest_command, settings, "dora")
     assert (nothing.returncode, nothing.stdout) == (0, "nothing\n"), nothing.stderr
     assert smtp.to("dora@mail.test") == []
+
+
+async def test_housekeeping_keeps_each_users_latest_digest_and_pending_emails(
+    settings: Any, sql: asyncpg.Connection
+) -> None:
+    from backend.app.db import create_engine, create_sessionmaker
+    from backend.app.messenger.digest.scheduler import housekeeping
+
+    await sql.execute(
+        """
+        INSERT INTO digest_runs (user_id, local_date, scheduled, listed_until, created_at) VALUES
+          ('bob', '2026-01-01', true, now(), now() - interval '60 days'),
+          ('bob', '2026-01-02', true, now(), now() - interval '59 days'),
+          ('eve', '2026-01-01', true, now(), now() - interval '60 days');
+        INSERT INTO emails (kind, user_id, to_address, subject, text_body, html_body, status,
+                            created_at) VALUES
+          ('digest', 'bob', 'b@x.test', 's', 't', 'h', 'sent', now() - interval '8 days'),
+          ('digest', 'bob', 'b@x.test', 's', 't', 'h', 'pending', now() - interval '8 days'),
+          ('digest', 'bob', 'b@x.test', 's', 't', 'h', 'sent', now());
+        """
+    )
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        await housekeeping(create_sessionmaker(engine), batch_size=1)
+    finally:
+        await engine.dispose()
+    runs = await sql.fetch("SELECT user_id, local_date::text FROM digest_runs ORDER BY user_id")
+    assert [tuple(r) for r in runs] == [("bob", "2026-01-02"), ("eve", "2026-01-01")]
+    emails = await sql.fetch("SELECT status FROM emails ORDER BY id")
+    assert [r["status"] for r in emails] == ["pending", "sent"]

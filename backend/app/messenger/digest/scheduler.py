@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
-from backend.app.messenger.digest.service import process_due_batch
+from backend.app.messenger.digest.service import process_due_batch, purge_old_runs
 from backend.app.messenger.digest.sources import UnreadSource, default_source
+from backend.app.messenger.email.service import purge_finished
 
 log = logging.getLogger(__name__)
+HOUSEKEEPING_EVERY_SECONDS = 3600
 
 
 async def run_due_digests(
@@ -36,6 +39,16 @@ async def run_due_digests(
             return queued
 
 
+async def housekeeping(sessionmaker: async_sessionmaker[AsyncSession], *, batch_size: int) -> None:
+    """Drop old digest records and finished emails, one short transaction per batch."""
+    for purge in (purge_old_runs, purge_finished):
+        while True:
+            async with sessionmaker.begin() as session:
+                removed = await purge(session, limit=batch_size)
+            if removed < batch_size:
+                break
+
+
 async def digest_loop(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -44,9 +57,13 @@ async def digest_loop(
     source: UnreadSource | None = None,
 ) -> None:
     source = source or default_source()
+    last_housekeeping = -float("inf")
     while True:
         try:
             await run_due_digests(sessionmaker, settings, source=source, on_queued=on_queued)
+            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_EVERY_SECONDS:
+                await housekeeping(sessionmaker, batch_size=settings.digest_batch_size)
+                last_housekeeping = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import String, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,3 +152,24 @@ async def send_digest_now(
     )
     ids = await enqueue_many(session, settings, [_email(settings, user_id, to, summary, None)])
     return ids[0] if ids else None
+
+
+RUN_RETENTION_DAYS = 35
+
+# Old digest records go, except each user's latest (it holds what the next digest must beat).
+_PURGE_RUNS = text(
+    """
+    DELETE FROM digest_runs WHERE id IN (
+        SELECT r.id FROM digest_runs AS r
+        WHERE r.created_at < now() - make_interval(days => :keep)
+          AND EXISTS (SELECT 1 FROM digest_runs AS newer
+                       WHERE newer.user_id = r.user_id AND newer.id > r.id)
+        LIMIT :limit
+    )
+    """
+)
+
+
+async def purge_old_runs(session: AsyncSession, *, limit: int) -> int:
+    result = await session.execute(_PURGE_RUNS, {"keep": RUN_RETENTION_DAYS, "limit": limit})
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]

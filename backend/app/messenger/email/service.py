@@ -175,3 +175,24 @@ def outgoing(row: Any) -> Outgoing:
         html_body=row.html_body,
         headers=dict(row.headers or {}),
     )
+
+
+FINISHED_RETENTION_SECONDS = 7 * 86400
+
+# Sent and failed emails are kept a week (support questions), then removed in small batches.
+PURGE_FINISHED = text(
+    """
+    DELETE FROM emails WHERE id IN (
+        SELECT id FROM emails
+        WHERE status <> 'pending' AND created_at < now() - make_interval(secs => :keep)
+        LIMIT :limit
+    )
+    """
+)
+
+
+async def purge_finished(session: AsyncSession, *, limit: int) -> int:
+    result = await session.execute(
+        PURGE_FINISHED, {"keep": FINISHED_RETENTION_SECONDS, "limit": limit}
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
