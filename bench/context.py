@@ -32,6 +32,7 @@ class Sizes:
     memory_recipients: tuple[int, int]
     memory_repeats: int
     memory_latency_ms: float
+    digest_users: int
 
 
 FULL = Sizes(
@@ -52,6 +53,7 @@ FULL = Sizes(
     memory_recipients=(1000, 10_000),
     memory_repeats=3,
     memory_latency_ms=0.0,
+    digest_users=100_000,
 )
 
 SMOKE = Sizes(
@@ -72,6 +74,7 @@ SMOKE = Sizes(
     memory_recipients=(100, 300),
     memory_repeats=1,
     memory_latency_ms=0.0,
+    digest_users=500,
 )
 
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import String, any_, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.config import Settings
@@ -37,15 +36,32 @@ class BatchResult:
     email_ids: list[int]
 
 
+# The day's scheduled digest, at most one per user and local day (the partial unique index).
+_RECORD_SCHEDULED = text(
+    """
+    INSERT INTO digest_runs (user_id, local_date, scheduled, listed_until)
+    SELECT user_id, local_date, true, listed_until
+      FROM unnest(CAST(:users AS varchar[]), CAST(:dates AS date[]),
+                  CAST(:listed AS timestamptz[])) AS r(user_id, local_date, listed_until)
+    ON CONFLICT (user_id, local_date) WHERE scheduled DO NOTHING
+    RETURNING user_id, id
+    """
+)
+
+_LISTED_UNTIL = text(
+    """
+    SELECT u.user_id,
+           (SELECT r.listed_until FROM digest_runs AS r
+             WHERE r.user_id = u.user_id ORDER BY r.id DESC LIMIT 1) AS listed_until
+      FROM unnest(CAST(:users AS varchar[])) AS u(user_id)
+    """
+)
+
+
 async def _listed_until(session: AsyncSession, *, user_ids: Sequence[str]) -> dict[str, datetime]:
-    """Newest item each user's latest digest listed (one query)."""
-    rows = await session.execute(
-        select(DigestRun.user_id, DigestRun.listed_until)
-        .where(DigestRun.user_id == any_(bindparam("users", list(user_ids), type_=ARRAY(String))))
-        .ext(distinct_on(DigestRun.user_id))
-        .order_by(DigestRun.user_id, DigestRun.id.desc())
-    )
-    return {row.user_id: row.listed_until for row in rows}
+    """Newest item each user's latest digest listed (one query, one index probe per user)."""
+    rows = await session.execute(_LISTED_UNTIL, {"users": list(user_ids)})
+    return {row.user_id: row.listed_until for row in rows if row.listed_until is not None}
 
 
 def _email(
@@ -84,23 +100,12 @@ async def process_due_batch(
         }
         if news:
             recorded = await session.execute(
-                insert(DigestRun)
-                .values(
-                    [
-                        {
-                            "user_id": user,
-                            "local_date": candidates[user][1],
-                            "scheduled": True,
-                            "listed_until": summary.newest_at,
-                        }
-                        for user, summary in news.items()
-                    ]
-                )
-                .on_conflict_do_nothing(
-                    index_elements=[DigestRun.user_id, DigestRun.local_date],
-                    index_where=DigestRun.scheduled,
-                )
-                .returning(DigestRun.user_id, DigestRun.id)
+                _RECORD_SCHEDULED,
+                {
+                    "users": list(news),
+                    "dates": [candidates[user][1] for user in news],
+                    "listed": [summary.newest_at for summary in news.values()],
+                },
             )
             first_today = dict(recorded.all())
             email_ids = await enqueue_many(

@@ -6,17 +6,16 @@ transaction: an email is queued exactly when the work that caused it commits.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.config import Settings
-from backend.app.messenger.email.models import Email
 from backend.app.messenger.email.rendering import render
 from backend.app.messenger.email.smtp import Outgoing
 from backend.app.messenger.email.vocabulary import EmailKind
@@ -62,6 +61,23 @@ def _row(settings: Settings, new: NewEmail) -> dict[str, Any]:
     }
 
 
+# One statement for any number of emails, built once (a multi-row VALUES is recompiled per size).
+_INSERT = text(
+    """
+    INSERT INTO emails (kind, user_id, to_address, subject, text_body, html_body, headers,
+                        dedupe_key)
+    SELECT kind, user_id, to_address, subject, text_body, html_body, headers::jsonb, dedupe_key
+      FROM unnest(
+        CAST(:kinds AS varchar[]), CAST(:users AS varchar[]), CAST(:to AS varchar[]),
+        CAST(:subjects AS text[]), CAST(:texts AS text[]), CAST(:htmls AS text[]),
+        CAST(:headers AS text[]), CAST(:keys AS varchar[])
+      ) AS e(kind, user_id, to_address, subject, text_body, html_body, headers, dedupe_key)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
 async def enqueue_many(
     session: AsyncSession, settings: Settings, emails: Sequence[NewEmail]
 ) -> list[int]:
@@ -71,10 +87,17 @@ async def enqueue_many(
         return []
     rows = [_row(settings, new) for new in emails]
     result = await session.scalars(
-        insert(Email)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[Email.dedupe_key])
-        .returning(Email.id)
+        _INSERT,
+        {
+            "kinds": [r["kind"] for r in rows],
+            "users": [r["user_id"] for r in rows],
+            "to": [r["to_address"] for r in rows],
+            "subjects": [r["subject"] for r in rows],
+            "texts": [r["text_body"] for r in rows],
+            "htmls": [r["html_body"] for r in rows],
+            "headers": [json.dumps(r["headers"]) for r in rows],
+            "keys": [r["dedupe_key"] for r in rows],
+        },
     )
     return list(result)
 
