@@ -155,3 +155,29 @@ async def test_smtp_down_is_retried_and_delivered_once_it_is_back(
     # Unreachable server counted against no email: it keeps all its attempts.
     assert await sql.fetchval("SELECT soft_failures FROM emails") == 0
     assert len(smtp.messages) == 1
+
+
+async def test_an_unsendable_email_fails_alone_and_the_rest_of_its_batch_goes_out(
+    start_server: ServerFactory, smtp: SmtpSink, db: Any, sql: asyncpg.Connection
+) -> None:
+    server = await start_server(**smtp.settings())
+    async with db.begin() as session:
+        for to in ("broken\r\nBcc: x@y.test@example.com", "fine@example.com"):
+            await email_service.enqueue(
+                session,
+                server.settings,
+                kind=email_service.EmailKind.NOTIFICATION,
+                user_id="u",
+                to=to,
+                subject="Hi",
+                template="notification",
+                context={"title": "Hi", "body": "", "action_url": None},
+            )
+
+    async def settled() -> bool:
+        return await sql.fetchval("SELECT count(*) FROM emails WHERE status = 'pending'") == 0
+
+    await eventually(settled)
+    rows = await sql.fetch("SELECT to_address, status FROM emails ORDER BY id")
+    assert [r["status"] for r in rows] == ["failed", "sent"]
+    assert [m["To"] for m in smtp.messages] == ["fine@example.com"]

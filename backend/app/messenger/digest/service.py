@@ -26,7 +26,7 @@ from backend.app.messenger.preferences.timing import (
     local_date,
     next_digest_at,
     occurrence,
-    zone,
+    zone_or_utc,
 )
 
 
@@ -80,7 +80,7 @@ async def process_due_batch(
     next_at: dict[str, datetime] = {}
     candidates: dict[str, tuple[str, date]] = {}
     for item in due:
-        tz = zone(item.timezone)
+        tz = zone_or_utc(item.timezone)
         day = local_date(item.due_at, tz)
         if local_date(now, tz) != day:
             # Every instance was down for the user's whole local day: that digest is skipped.
@@ -150,7 +150,7 @@ async def send_digest_now(
     session.add(
         DigestRun(
             user_id=user_id,
-            local_date=local_date(now, zone(timezone_name)),
+            local_date=local_date(now, zone_or_utc(timezone_name)),
             scheduled=False,
             listed_until=summary.newest_at,
         )

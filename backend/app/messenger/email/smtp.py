@@ -87,7 +87,12 @@ class SmtpTransport:
         try:
             for index, email in enumerate(emails):
                 try:
-                    await client.send_message(build_message(self.settings, email))
+                    message = build_message(self.settings, email)
+                except (ValueError, TypeError) as exc:  # an address or header email cannot carry
+                    results[index] = (Result.FAILED, f"unsendable: {type(exc).__name__}")
+                    continue
+                try:
+                    await client.send_message(message)
                     results[index] = (Result.SENT, None)
                 except aiosmtplib.SMTPAuthenticationError as exc:
                     log.error("SMTP authentication failed (code %s): check SMTP_*", exc.code)

@@ -24,7 +24,7 @@ from backend.app.messenger.preferences.timing import (
     in_quiet_hours,
     next_digest_at,
     parse_hhmm,
-    zone,
+    zone_or_utc,
 )
 
 P = NotificationPreference
@@ -117,7 +117,7 @@ async def update_preferences(
         if "timezone" in digest:
             row.digest_timezone = digest["timezone"]
         row.digest_next_at = (
-            next_digest_at(now, at=row.digest_time, tz=zone(row.digest_timezone))
+            next_digest_at(now, at=row.digest_time, tz=zone_or_utc(row.digest_timezone))
             if row.digest_enabled
             else None
         )
@@ -164,7 +164,7 @@ def _quiet_now(row: Any, now: datetime) -> bool:
     if row.quiet_start is None or row.quiet_end is None or not row.quiet_timezone:
         return False
     return in_quiet_hours(
-        now, start=row.quiet_start, end=row.quiet_end, tz=zone(row.quiet_timezone)
+        now, start=row.quiet_start, end=row.quiet_end, tz=zone_or_utc(row.quiet_timezone)
     )
 
 

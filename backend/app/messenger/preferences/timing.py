@@ -51,6 +51,15 @@ def zone(name: str) -> ZoneInfo:
         raise InvalidTimeZone(f"unknown time zone {name!r}") from exc
 
 
+def zone_or_utc(name: str) -> ZoneInfo:
+    """For stored names: one that stopped existing (a tzdata update) must not stall the work of
+    every other user in its batch; it reads as UTC until the user picks another."""
+    try:
+        return zone(name)
+    except InvalidTimeZone:
+        return ZoneInfo("UTC")
+
+
 def in_quiet_hours(now: datetime, *, start: time, end: time, tz: ZoneInfo) -> bool:
     """Whether `now` (aware) falls in [start, end) on the wall clock of `tz`."""
     local = now.astimezone(tz).time().replace(tzinfo=None)
