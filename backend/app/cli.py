@@ -206,6 +206,7 @@ def digest(user: Annotated[str, typer.Option(help="User id whose digest to send 
                     now=datetime.now(UTC),
                 )
             if email_id is None:
+                log.info("no digest for this user: nothing unread, email off, or no address")
                 return False
             # Queued durably; try it at once (an unreachable server leaves it to the workers).
             await EmailSender(settings, sessionmaker).deliver_due(only_ids=[email_id])
