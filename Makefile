@@ -8,6 +8,8 @@
 #                     (e.g. in .env): every email the service sends is printed there.
 #   make test         the test suite (TEST_DATABASE_URL / TEST_REDIS_URL, else throwaway servers)
 #   make lint         ruff check + ruff format --check
+#   make fuzz         schemathesis over the OpenAPI schema against a real server, many examples
+#                     (`make test` runs the same test with FUZZ_EXAMPLES=10)
 #   make bench        the benchmark; `make bench-smoke` is its quick variant
 #
 # VENV=/some/dir make test  uses another virtualenv (handy for trying a clean install).
@@ -17,7 +19,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench bench-smoke
+.PHONY: venv run test lint fuzz bench bench-smoke
 
 venv: $(STAMP)
 
@@ -33,6 +35,10 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+FUZZ_EXAMPLES ?= 200
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest backend/tests/test_fuzz.py
 
 lint: venv
 	$(BIN)/ruff check .

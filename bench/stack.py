@@ -377,6 +377,11 @@ def service_settings(
         "REDIS_URL": infra.redis_url,
         "JWT_SECRET": JWT_SECRET,
         "SERVICE_API_KEY": "bench-api-key",
+        # The benchmarks measure throughput, not the abuse limits: lift them out of the way.
+        "MESSAGE_RATE_PER_MINUTE": "100000000",
+        "CONVERSATION_RATE_PER_MINUTE": "100000000",
+        "MAX_PARTICIPANTS": "1000000",
+        "WS_MAX_CONNECTIONS_PER_USER": "100000",
     }
     if emulators is not None:
         settings.update(emulators.settings())

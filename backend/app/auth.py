@@ -23,6 +23,8 @@ class CurrentUser:
     roles: frozenset[str]
     # The `email` claim when it holds a plausible address; where email goes when the user set none.
     email: str | None = None
+    # The token's `exp` (epoch seconds): a WebSocket is closed once it passes (plus leeway).
+    expires_at: float | None = None
 
     @property
     def display_name(self) -> str:
@@ -46,6 +48,7 @@ def decode_token(token: str, settings: Settings) -> CurrentUser:
             algorithms=[settings.jwt_algorithm],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
             options={"require": ["exp", "sub"], "verify_aud": settings.jwt_audience is not None},
         )
     except jwt.PyJWTError as exc:
@@ -62,6 +65,7 @@ def decode_token(token: str, settings: Settings) -> CurrentUser:
         name=name if isinstance(name, str) and name.strip() else None,
         roles=frozenset(r for r in roles if isinstance(r, str)),
         email=_email_claim(claims.get("email")),
+        expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
     )
 
 
@@ -119,7 +123,12 @@ def service_caller(
 ) -> None:
     """Server-to-server calls: constant-time compare; an unset key on the server refuses everyone."""
     expected = settings.service_api_key
-    if not expected or not x_api_key or not hmac.compare_digest(x_api_key, expected):
+    # Header values arrive decoded as Latin-1; compare bytes so any byte is just a wrong key.
+    if (
+        not expected
+        or not x_api_key
+        or not hmac.compare_digest(x_api_key.encode("latin-1", "replace"), expected.encode())
+    ):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing or invalid X-API-Key")
 
 

@@ -30,12 +30,16 @@ def _setup_logging() -> None:
     )
 
 
-def _settings_with_infrastructure(*, migrate_embedded: bool, redis: bool = True) -> Settings:
+def _settings_with_infrastructure(
+    *, migrate_embedded: bool, redis: bool = True, jwt: bool = False
+) -> Settings:
     """Use DATABASE_URL / REDIS_URL when set; otherwise start embedded servers under DATA_DIR
     (Redis only for the commands that use it)."""
     from backend.app import embedded
 
     settings = Settings()
+    if jwt:
+        _require_jwt_secret(settings)
     started_postgres = False
     if not settings.database_url:
         settings.database_url = embedded.start_postgres(settings.data_dir)
@@ -45,6 +49,23 @@ def _settings_with_infrastructure(*, migrate_embedded: bool, redis: bool = True)
     if started_postgres and migrate_embedded:
         run_migrations(settings.database_url)
     return settings
+
+
+def _require_jwt_secret(settings: Settings) -> None:
+    """The start-up rule: a weak or missing JWT_SECRET ends the command with a message."""
+    from backend.app.jwt_secret import WeakJwtSecret, resolve_jwt_secret
+
+    try:
+        resolve_jwt_secret(settings)
+    except WeakJwtSecret as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _silence_secrets_in_logs() -> None:
+    from backend.app.edge.logs import install_log_redaction
+
+    install_log_redaction()
 
 
 def run_migrations(database_url: str, revision: str = "head") -> None:
@@ -73,11 +94,12 @@ def serve(
     from backend.app.main import create_app
 
     _setup_logging()
+    _silence_secrets_in_logs()
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; exiting through SystemExit
     # (not the default handler) lets atexit stop the embedded PostgreSQL and Redis.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
-    settings = _settings_with_infrastructure(migrate_embedded=True)
+    settings = _settings_with_infrastructure(migrate_embedded=True, jwt=True)
     app = create_app(settings, background=background, freeze_gc=True)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
@@ -88,7 +110,7 @@ def worker() -> None:
     from backend.app.main import open_runtime
 
     _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True)
+    settings = _settings_with_infrastructure(migrate_embedded=True, jwt=True)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -175,7 +197,9 @@ def token(
     """Mint a development JWT signed with JWT_SECRET."""
     from backend.app.auth import mint_token
 
-    typer.echo(mint_token(Settings(), user_id=user, name=name, admin=admin, ttl_seconds=ttl))
+    settings = Settings()
+    _require_jwt_secret(settings)
+    typer.echo(mint_token(settings, user_id=user, name=name, admin=admin, ttl_seconds=ttl))
 
 
 @cli.command()

@@ -31,11 +31,24 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
 
     # Identity
-    jwt_secret: str = "change-me-in-production-0123456789abcdef"
+    # No default: `messenger serve`/`worker` refuse to start without one when DATABASE_URL is
+    # set, and the quick start generates one under DATA_DIR (see `secrets.resolve_jwt_secret`).
+    jwt_secret: str = ""
     jwt_algorithm: str = "HS256"
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=3600)
     service_api_key: str = ""
+
+    # Limits against hostile or broken clients (README: "Security and failure modes")
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    message_rate_per_minute: int = Field(default=120, ge=1)
+    conversation_rate_per_minute: int = Field(default=30, ge=1)
+    device_tests_per_minute: int = Field(default=6, ge=1)
+    max_participants: int = Field(default=10000, ge=2)
+    ws_max_connections_per_user: int = Field(default=10, ge=1)
+    # Every Redis call gives up after this long (connect, read, waiting for a pooled connection).
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     # Behaviour
     push_include_content: bool = True

@@ -37,8 +37,14 @@ class Base(DeclarativeBase):
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # hide_parameters: SQL errors (and the tracebacks that log them) never carry bound values
+    # such as message content or device tokens.
     return create_async_engine(
-        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 

@@ -14,9 +14,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from backend.app.config import Settings
 from backend.app.db import create_engine, create_sessionmaker
+from backend.app.edge.guard import InputGuard
+from backend.app.edge.logs import install_log_redaction
 from backend.app.messenger.conversations.service import ConversationNotFound
 from backend.app.runtime import Runtime, RuntimeDep
 
@@ -25,17 +28,21 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1/messenger"
 
 
-def create_redis(url: str) -> Redis:
+def create_redis(url: str, *, timeout_seconds: float = 2.0) -> Redis:
     """A blocking pool: past `max_connections` callers wait for a connection instead of failing
-    at once (a failed presence read would make fan-out push people who are online)."""
+    at once (a failed presence read would make fan-out push people who are online).
+
+    Every call is bounded by `timeout_seconds` (connect, read, waiting for a connection), so a
+    Redis that is down or silently drops packets costs callers that long at most, never a hang.
+    """
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
-        socket_timeout=5,
-        socket_connect_timeout=5,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
         health_check_interval=30,
         max_connections=200,
-        timeout=5,
+        timeout=timeout_seconds,
     )
     return Redis.from_pool(pool)
 
@@ -49,13 +56,16 @@ async def open_runtime(
     from backend.app.messenger.push.dispatcher import PushDispatcher
     from backend.app.messenger.realtime.hub import Hub
 
+    if not settings.jwt_secret:
+        # Never verify tokens against an empty key (the CLI resolves one; embedders must set it).
+        raise RuntimeError("JWT_SECRET is not set")
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
         background_engine = create_engine(settings.database_url, pool_size=5)
         stack.push_async_callback(background_engine.dispose)
         background_sessionmaker = create_sessionmaker(background_engine)
-        redis = create_redis(settings.redis_url)
+        redis = create_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
         stack.push_async_callback(redis.aclose)
 
         push = PushDispatcher(settings=settings, sessionmaker=background_sessionmaker, redis=redis)
@@ -135,11 +145,27 @@ def create_app(
     from backend.app.messenger.router import router as messenger_router
 
     app.include_router(messenger_router, prefix=API_PREFIX)
+    # Outermost: refuses oversized and hostile requests before routing and authentication.
+    app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes)
+    install_log_redaction()
 
     @app.exception_handler(ConversationNotFound)
     async def conversation_not_found(request: Request, exc: ConversationNotFound) -> JSONResponse:
         """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
         return JSONResponse({"detail": "Conversation not found"}, status_code=404)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OSError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """PostgreSQL unreachable or the connection dropped: a retryable 503, not a 500 (the
+        request's transaction was rolled back, nothing is half-written)."""
+        log.warning("request failed, database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            {"detail": "Service temporarily unavailable, retry"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
 
     @app.get("/health", tags=["operations"])
     async def health(rt: RuntimeDep) -> JSONResponse:

@@ -102,7 +102,7 @@ async def test_list_holds_only_the_callers_conversations(client: httpx.AsyncClie
     response = await client.get("/conversations", headers=bearer("bob"))
 
     assert response.status_code == 200
-    assert response.json() == {"conversations": [mine]}
+    assert response.json() == {"conversations": [mine], "next_cursor": None}
 
 
 async def test_list_puts_newest_activity_first(client: httpx.AsyncClient) -> None:

@@ -410,8 +410,8 @@ MALFORMED: dict[str, tuple[dict[str, Any], str]] = {
         registration(web_push_subscription(auth=""), "web", "web_push"),
         "auth",
     ),
-    "device_name over 100 characters": (
-        registration(fcm_token(), "android", "fcm", "x" * 101),
+    "device_name over 255 characters": (
+        registration(fcm_token(), "android", "fcm", "x" * 256),
         "device_name",
     ),
     "device_name with control characters": (

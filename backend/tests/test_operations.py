@@ -302,3 +302,19 @@ def test_env_example_documents_every_setting_with_its_default() -> None:
     assert sorted(name.lower() for name in documented) == sorted(Settings.model_fields)
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     assert Settings(_env_file=None, **documented) == defaults  # type: ignore[arg-type]
+
+
+async def test_a_request_while_the_database_is_down_is_503_not_500(
+    start_server: ServerFactory,
+) -> None:
+    from backend.tests.conftest import bearer
+
+    server = await start_server(
+        database_url="postgresql://postgres@127.0.0.1:1/messenger", background=False
+    )
+
+    async with httpx.AsyncClient(base_url=server.url + API) as http:
+        response = await http.get("/conversations", headers=bearer("alice"))
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"

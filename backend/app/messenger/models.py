@@ -1,5 +1,6 @@
 """Every table of the module, imported in one place so `Base.metadata` is complete (Alembic)."""
 
+from backend.app.messenger.blocks.models import Block
 from backend.app.messenger.conversations.models import Conversation, Participant
 from backend.app.messenger.devices.models import DeviceToken
 from backend.app.messenger.digest.models import DigestRun
@@ -10,6 +11,7 @@ from backend.app.messenger.pruning_state import MaintenanceRun
 from backend.app.messenger.push.models import PushDelivery, PushJob
 
 __all__ = [
+    "Block",
     "Conversation",
     "DeviceToken",
     "DigestRun",

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from backend.app.messenger.blocks.router import router as blocks_router
 from backend.app.messenger.conversations.router import router as conversations_router
 from backend.app.messenger.devices.router import router as devices_router
 from backend.app.messenger.messages.router import router as messages_router
@@ -16,3 +17,4 @@ router.include_router(messages_router)
 router.include_router(push_router)
 router.include_router(realtime_router)
 router.include_router(preferences_router)
+router.include_router(blocks_router)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -13,15 +13,11 @@ from pydantic import (
     model_validator,
 )
 
+from backend.app.edge.fields import CheckedDatetime
+from backend.app.edge.text import check_text
 
-def reject_nul(value: str) -> str:
-    """PostgreSQL text cannot hold U+0000: refuse it as a 422 instead of failing the insert."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (U+0000) characters")
-    return value
-
-
-NoNul = AfterValidator(reject_nul)
+# PostgreSQL text cannot hold U+0000 and UTF-8 cannot hold a lone surrogate: a 422, not a 500.
+NoNul = AfterValidator(check_text)
 # Same bounds as the JWT `sub` claim: user ids are opaque strings of 1-64 characters.
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
 MAX_PARTICIPANTS_PER_REQUEST = 1000
@@ -52,6 +48,11 @@ class ConversationOut(BaseModel):
 
 class ConversationList(BaseModel):
     conversations: list[ConversationOut]
+    next_cursor: str | None = None
+
+
+class LeaveResponse(BaseModel):
+    left: bool
 
 
 class NotificationSettings(BaseModel):
@@ -64,7 +65,7 @@ class NotificationSettingsUpdate(BaseModel):
     """Partial update: fields left out keep their value. `muted_until: null` means "until unmuted"."""
 
     muted: bool | None = None
-    muted_until: datetime | None = None
+    muted_until: CheckedDatetime | None = None
     push_enabled: bool | None = None
 
     @model_validator(mode="after")
@@ -73,13 +74,6 @@ class NotificationSettingsUpdate(BaseModel):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} must be true or false")
         return self
-
-    @field_validator("muted_until")
-    @classmethod
-    def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
     def changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

@@ -14,28 +14,36 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     String,
     and_,
     any_,
     bindparam,
+    delete,
     func,
     literal,
-    literal_column,
     select,
     true,
+    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from backend.app.messenger.blocks.service import users_blocking
+from backend.app.messenger.conversations.cursor import ConversationCursor
 from backend.app.messenger.conversations.models import Conversation, Participant
 from backend.app.messenger.messages.models import Message
 
 
 class ConversationNotFound(LookupError):
     """Unknown conversation, or one the caller does not take part in (indistinguishable)."""
+
+
+class TooManyParticipants(ValueError):
+    """The create or add would take the conversation past MAX_PARTICIPANTS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +116,20 @@ def _view(row: Any) -> ConversationView:
 
 
 async def create_conversation(
-    session: AsyncSession, *, creator_id: str, title: str | None, participant_ids: Sequence[str]
+    session: AsyncSession,
+    *,
+    creator_id: str,
+    title: str | None,
+    participant_ids: Sequence[str],
+    max_participants: int,
 ) -> ConversationView:
-    """The creator always takes part; duplicate ids count once."""
-    members = sorted({creator_id, *participant_ids})
+    """The creator always takes part; duplicate ids count once; users who blocked the
+    creator are left out silently (the answer shows who is really in)."""
+    invited = set(participant_ids) - {creator_id}
+    invited -= await users_blocking(session, blocked_id=creator_id, candidates=list(invited))
+    members = sorted({creator_id, *invited})
+    if len(members) > max_participants:
+        raise TooManyParticipants(f"a conversation holds at most {max_participants} participants")
     conversation_id = uuid.uuid4()
     created_at = (
         await session.execute(
@@ -130,12 +148,28 @@ async def create_conversation(
     )
 
 
-async def list_conversations(session: AsyncSession, *, user_id: str) -> list[ConversationView]:
-    """Newest activity first: the latest message's time, else the creation time."""
-    query = _conversations_of(user_id).order_by(
-        literal_column("activity").desc(), Conversation.id.desc()
-    )
-    return [_view(row) for row in await session.execute(query)]
+async def list_conversations(
+    session: AsyncSession, *, user_id: str, limit: int, after: ConversationCursor | None = None
+) -> tuple[list[ConversationView], ConversationCursor | None]:
+    """One page, newest activity first (the latest message's time, else the creation time),
+    strictly after `after`; the second value is the cursor of the next page, None on the last."""
+    page = _conversations_of(user_id).subquery("page")
+    query = select(page)
+    if after is not None:
+        query = query.where(
+            tuple_(page.c.activity, page.c.id)
+            < tuple_(
+                bindparam("after_activity", after.activity, type_=DateTime(timezone=True)),
+                bindparam("after_id", after.id, type_=UUID(as_uuid=True)),
+            )
+        )
+    order = (page.c.activity.desc(), page.c.id.desc())
+    rows = (await session.execute(query.order_by(*order).limit(limit + 1))).all()
+    views = [_view(row) for row in rows[:limit]]
+    if len(rows) <= limit:
+        return views, None
+    last = rows[limit - 1]
+    return views, ConversationCursor(activity=last.activity, id=last.id)
 
 
 async def get_conversation(
@@ -162,16 +196,53 @@ async def ensure_participant(
 
 
 async def add_participants(
-    session: AsyncSession, *, conversation_id: uuid.UUID, user_id: str, new_user_ids: Sequence[str]
+    session: AsyncSession,
+    *,
+    conversation_id: uuid.UUID,
+    user_id: str,
+    new_user_ids: Sequence[str],
+    max_participants: int,
 ) -> ConversationView:
-    """Any participant may add others; ids already in are left as they are (settings kept)."""
+    """Any participant may add others; ids already in are left as they are (settings kept).
+    Users who blocked the adder are left out silently. Past MAX_PARTICIPANTS nothing changes."""
     await ensure_participant(session, conversation_id=conversation_id, user_id=user_id)
+    # Serialise additions to one conversation, so concurrent ones cannot pass the cap together.
     await session.execute(
-        insert(Participant)
-        .values([{"conversation_id": conversation_id, "user_id": new} for new in set(new_user_ids)])
-        .on_conflict_do_nothing(index_elements=[Participant.conversation_id, Participant.user_id])
+        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
     )
+    wanted = set(new_user_ids)
+    wanted -= await users_blocking(session, blocked_id=user_id, candidates=list(wanted))
+    current = set(
+        await session.scalars(
+            select(Participant.user_id).where(Participant.conversation_id == conversation_id)
+        )
+    )
+    joining = wanted - current
+    if len(current) + len(joining) > max_participants:
+        raise TooManyParticipants(f"a conversation holds at most {max_participants} participants")
+    if joining:
+        await session.execute(
+            insert(Participant)
+            .values([{"conversation_id": conversation_id, "user_id": new} for new in joining])
+            .on_conflict_do_nothing(
+                index_elements=[Participant.conversation_id, Participant.user_id]
+            )
+        )
     return await get_conversation(session, conversation_id=conversation_id, user_id=user_id)
+
+
+async def leave_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, user_id: str
+) -> None:
+    """The caller stops taking part: from now on the conversation is unknown to them, and they
+    get no events or pushes from it. Their settings go with the membership row."""
+    left = await session.scalar(
+        delete(Participant)
+        .where(Participant.conversation_id == conversation_id, Participant.user_id == user_id)
+        .returning(Participant.user_id)
+    )
+    if left is None:
+        raise ConversationNotFound(conversation_id)
 
 
 _SETTINGS_COLUMNS = (

@@ -52,7 +52,7 @@ class DeviceToken(Base):
     web_push_auth: Mapped[str | None] = mapped_column(String(64))
     platform: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(16))
-    device_name: Mapped[str | None] = mapped_column(String(100))
+    device_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -28,7 +28,7 @@ from backend.app.messenger.devices.validation import (
     parse_token,
     token_preview,
 )
-from backend.app.ratelimit import enforce_rate_limit
+from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
 from backend.app.runtime import RuntimeDep, SettingsDep
 
 router = APIRouter(tags=["devices"])
@@ -70,7 +70,7 @@ async def register_device(
         raise unprocessable(("body", "device_token"), str(exc)) from exc
     await enforce_rate_limit(
         rt.redis,
-        key=f"device-register:{user.id}",
+        key=user_key(Limit.DEVICE_REGISTER, user.id),
         limit=settings.device_registrations_per_minute,
     )
     registration = await service.register_device(

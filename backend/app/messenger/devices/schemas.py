@@ -13,7 +13,7 @@ class RegisterDeviceRequest(BaseModel):
     device_token: str = Field(min_length=1, max_length=8192)
     platform: Platform
     provider: Provider
-    device_name: str | None = Field(default=None, max_length=100)
+    device_name: str | None = Field(default=None, max_length=255)
 
     @field_validator("device_name")
     @classmethod

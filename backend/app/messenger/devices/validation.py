@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from backend.app.edge.text import UnsafeInput, loads_checked
 from backend.app.messenger.devices.models import VALID_COMBINATIONS
 
 _APNS_TOKEN = re.compile(r"[0-9a-fA-F]{64,200}")
@@ -62,7 +62,9 @@ def _b64url_decode(value: object, field: str) -> bytes:
 
 def _parse_subscription(raw: str, allowlist: tuple[str, ...]) -> ParsedToken:
     try:
-        subscription = json.loads(raw)
+        subscription = loads_checked(raw, max_depth=4)
+    except UnsafeInput as exc:
+        raise TokenError(f"web_push device_token: {exc}") from exc
     except ValueError as exc:
         raise TokenError("web_push device_token must be the PushSubscription JSON") from exc
     if not isinstance(subscription, dict):

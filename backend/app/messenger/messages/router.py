@@ -18,6 +18,7 @@ from backend.app.errors import unprocessable
 from backend.app.messenger.messages import service
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import MessageOut, MessagePage, SendMessageRequest
+from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
 from backend.app.runtime import RuntimeDep
 
 router = APIRouter(tags=["messages"])
@@ -31,6 +32,7 @@ NOT_FOUND = {404: {"description": "No such conversation, or the caller is not a 
     responses={
         200: {"model": MessageOut, "description": "Repeated client_msg_id: the original message"},
         409: {"description": "client_msg_id already used by the caller in another conversation"},
+        429: {"description": "More than MESSAGE_RATE_PER_MINUTE sends in a minute"},
         **NOT_FOUND,
     },
 )
@@ -47,7 +49,13 @@ async def send_message(
     (the caller's included) and offline participants a push.
 
     Repeating a `client_msg_id` answers 200 with the original message and sends nothing.
+    Sends over REST and WebSocket share one per-user limit (`MESSAGE_RATE_PER_MINUTE`).
     """
+    await enforce_rate_limit(
+        rt.redis,
+        key=user_key(Limit.MESSAGE_SEND, user.id),
+        limit=rt.settings.message_rate_per_minute,
+    )
     try:
         sent = await service.send_message(
             session,

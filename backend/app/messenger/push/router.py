@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends
 from backend.app.auth import CurrentUserDep, service_caller
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.schemas import DevicePushResult, NotifyRequest, PushResults
+from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
 from backend.app.runtime import RuntimeDep
 
 router = APIRouter(tags=["push"])
@@ -27,9 +28,18 @@ def _results(reports: list) -> PushResults:
     )
 
 
-@router.post("/devices/test", response_model=PushResults)
+@router.post(
+    "/devices/test",
+    response_model=PushResults,
+    responses={429: {"description": "More than 6 test pushes in a minute"}},
+)
 async def send_test_push(rt: RuntimeDep, user: CurrentUserDep) -> PushResults:
-    """Push to every active device of the caller now, whether online or not."""
+    """Push to every active device of the caller now, whether online or not (6 per minute)."""
+    await enforce_rate_limit(
+        rt.redis,
+        key=user_key(Limit.DEVICE_TEST, user.id),
+        limit=rt.settings.device_tests_per_minute,
+    )
     reports = await rt.push.push_to_user_now(user_id=user.id, notification=TEST_NOTIFICATION)
     return _results(reports)
 

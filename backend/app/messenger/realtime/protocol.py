@@ -3,7 +3,8 @@
 Error codes (`{"type": "error", "code", "detail"}`; the connection stays open):
 `frame_too_large` (over 64 KiB), `invalid_json`, `invalid_frame` (not a JSON object, no
 string `type`, binary frame, or fields of a known type that fail validation),
-`unknown_type`, `not_found` (no such conversation or not a participant), `conflict`
+`unknown_type`, `rate_limited` (with `retry_after` seconds: more than
+MESSAGE_RATE_PER_MINUTE sends over REST and WebSocket together), `not_found` (no such conversation or not a participant), `conflict`
 (client_msg_id already used in another conversation), `internal_error`.
 Errors about a `message.send` also carry its `client_msg_id`, so clients can tell which
 send failed.
@@ -11,12 +12,12 @@ send failed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from backend.app.edge.text import UnsafeInput, loads_checked
 from backend.app.messenger.messages.schemas import ClientMsgId, Content
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -65,7 +66,9 @@ def parse_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
     if _too_large(text):
         raise FrameError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
     try:
-        frame = json.loads(text)
+        frame = loads_checked(text)
+    except UnsafeInput as exc:  # NUL, lone surrogates, deep nesting: refused, connection kept
+        raise FrameError("invalid_frame", str(exc)) from exc
     except ValueError as exc:
         raise FrameError("invalid_json", f"frame is not valid JSON: {exc}") from exc
     if not isinstance(frame, dict):

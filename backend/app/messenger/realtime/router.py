@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, status
 
+from backend.app import ratelimit
 from backend.app.auth import CurrentUserDep, InvalidToken, decode_token
 from backend.app.db import SessionDep
 from backend.app.errors import unprocessable
 from backend.app.messenger import presence
+from backend.app.messenger.blocks import service as blocks
 from backend.app.messenger.conversations.service import users_sharing_a_conversation
 from backend.app.messenger.messages import service as messages
 from backend.app.messenger.messages.events import announce_message
@@ -56,6 +58,24 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 connection.send_json({"type": "pong"})
             elif frame["type"] == "message.send":
                 request = parse_send(frame)
+                try:
+                    await ratelimit.hit(
+                        rt.redis,
+                        key=ratelimit.user_key(ratelimit.Limit.MESSAGE_SEND, user.id),
+                        limit=rt.settings.message_rate_per_minute,
+                    )
+                except ratelimit.RateLimited as exc:
+                    connection.send_json(
+                        {
+                            **error_frame(
+                                "rate_limited",
+                                f"too many messages, retry in {exc.retry_after} s",
+                                client_msg_id=request.client_msg_id,
+                            ),
+                            "retry_after": exc.retry_after,
+                        }
+                    )
+                    return
                 # Shielded: once the send started, it completes and is announced even if
                 # this connection is torn down meanwhile.
                 await asyncio.shield(hub.detach(_send(rt, connection, request)))
@@ -97,8 +117,8 @@ async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None
     except messages.InvalidMessage as exc:
         connection.send_json(error_frame("invalid_frame", str(exc), client_msg_id=client_msg_id))
         return
-    except Exception:
-        log.exception("message.send failed on connection %s", connection.id)
+    except Exception as exc:  # the type only: driver errors can quote the values they refused
+        log.error("message.send failed on connection %s: %s", connection.id, type(exc).__name__)
         connection.send_json(
             error_frame("internal_error", "message not stored, retry", client_msg_id=client_msg_id)
         )
@@ -123,13 +143,15 @@ async def get_presence(
     ],
 ) -> PresenceResponse:
     """Online flag and last-seen time of users who share a conversation with the caller
-    (and of the caller). Anyone else is reported offline with `last_seen: null`, exactly
+    (and of the caller), unless they blocked the caller. Anyone else is reported offline with `last_seen: null`, exactly
     like a user who was never seen, so the answer reveals nothing about strangers."""
     requested = list(dict.fromkeys(u.strip() for u in user_ids.split(",") if u.strip()))
     if len(requested) > MAX_PRESENCE_USERS:
         raise unprocessable(("query", "user_ids"), f"at most {MAX_PRESENCE_USERS} user ids")
     plausible = [u for u in requested if len(u) <= 64 and "\x00" not in u]
     visible = await users_sharing_a_conversation(session, user_id=user.id, candidates=plausible)
+    # Whoever blocked the caller reads as offline to them, like a stranger.
+    visible -= await blocks.users_blocking(session, blocked_id=user.id, candidates=list(visible))
     if user.id in requested:
         visible.add(user.id)
     try:

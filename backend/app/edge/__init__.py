@@ -1,0 +1,1 @@
+"""What every request passes before any route sees it: size limits, text safety, log redaction."""

@@ -1,0 +1,1 @@
+"""Blocking: who refuses to be added, pushed or seen online by whom."""
