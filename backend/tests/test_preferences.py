@@ -185,3 +185,18 @@ async def test_push_blockers_name_push_disabled_and_quiet_hours_now(
         "napping": PushBlock.QUIET_HOURS,
     }
     assert at_midnight_there == {"night_owl": PushBlock.QUIET_HOURS}
+
+
+async def test_unpaired_surrogates_are_a_client_error(client: httpx.AsyncClient) -> None:
+    for raw in (
+        b'{"email_address": "a\\ud800@example.com"}',
+        b'{"digest": {"timezone": "\\udc00"}}',
+    ):
+        response = await client.put(
+            "/notification-preferences",
+            content=raw,
+            headers={**bearer("alice"), "Content-Type": "application/json"},
+        )
+        assert 400 <= response.status_code < 500
+    fetched = await client.get("/notification-preferences", headers=bearer("alice"))
+    assert fetched.json() == DEFAULTS
