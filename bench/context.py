@@ -33,6 +33,7 @@ class Sizes:
     memory_repeats: int
     memory_latency_ms: float
     digest_users: int
+    broadcast_users: int
 
 
 FULL = Sizes(
@@ -54,6 +55,7 @@ FULL = Sizes(
     memory_repeats=3,
     memory_latency_ms=0.0,
     digest_users=100_000,
+    broadcast_users=100_000,
 )
 
 SMOKE = Sizes(
@@ -75,6 +77,7 @@ SMOKE = Sizes(
     memory_repeats=1,
     memory_latency_ms=0.0,
     digest_users=500,
+    broadcast_users=1000,
 )
 
 

@@ -1,4 +1,4 @@
-"""Scenario 6: computing the daily digest for N users whose digest time has come.
+"""Scenario 7: computing the daily digest for N users whose digest time has come.
 
 Setup (not measured): N users, each in a conversation of their own with one unread message
 from a shared sender, and each with the digest on, an address, and the digest due now.
@@ -20,7 +20,7 @@ from bench.context import Bench
 from bench.report import Figure
 from bench.stack import log
 
-SCENARIO = "6 digest"
+SCENARIO = "7 digest"
 
 _SETUP = [
     """

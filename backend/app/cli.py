@@ -157,6 +157,7 @@ def prune(
                 idle_days=days or settings.device_idle_days,
                 inactive_days=settings.inactive_device_retention_days,
                 batch_size=settings.prune_batch_size,
+                notification_retention_days=settings.notification_retention_days,
             )
             async with sessionmaker.begin() as session:
                 await record_completion(session)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     push_claim_batch_size: int = Field(default=500, ge=1)
     device_registrations_per_minute: int = Field(default=30, ge=1)
     max_active_devices_per_user: int = Field(default=50, ge=1)
+    notification_retention_days: int = Field(default=90, ge=1)
+    notification_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    notification_sweep_interval_seconds: float = Field(default=1.0, gt=0)
 
     # FCM (HTTP v1, service account)
     fcm_credentials_file: str = ""

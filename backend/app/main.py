@@ -52,6 +52,7 @@ async def open_runtime(
     settings: Settings, *, api: bool, background: bool, freeze_gc: bool = False
 ) -> AsyncIterator[Runtime]:
     """Start what this process needs; tear it down in reverse order."""
+    from backend.app.messenger.notifications.loop import notification_loop
     from backend.app.messenger.pruning import prune_loop
     from backend.app.messenger.push.dispatcher import PushDispatcher
     from backend.app.messenger.realtime.hub import Hub
@@ -92,6 +93,12 @@ async def open_runtime(
             tasks.append(
                 asyncio.create_task(
                     prune_loop(background_engine, background_sessionmaker, settings), name="prune"
+                )
+            )
+            tasks.append(
+                asyncio.create_task(
+                    notification_loop(background_sessionmaker, redis, settings),
+                    name="notifications",
                 )
             )
         if background and settings.email_enabled:

@@ -78,6 +78,7 @@ def base_settings(
         "jwt_secret": TEST_JWT_SECRET,
         "service_api_key": TEST_API_KEY,
         "push_sweep_interval_seconds": 0.2,
+        "notification_sweep_interval_seconds": 0.2,
     }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from backend.app.config import Settings
 from backend.app.messenger.devices.models import DeviceToken
 from backend.app.messenger.devices.service import LAST_ACTIVITY
+from backend.app.messenger.notifications.retention import prune_notifications
 from backend.app.messenger.pruning_state import MaintenanceRun
 from backend.app.messenger.push.models import PushJob
 from backend.app.metrics import PRUNED_DEVICES
@@ -63,8 +64,9 @@ async def prune_pass(
     idle_days: int,
     inactive_days: int,
     batch_size: int,
+    notification_retention_days: int | None = None,
 ) -> int:
-    """Delete idle and long-dead devices; returns how many went."""
+    """Delete idle and long-dead devices (returns how many went), then expired notifications."""
     now = func.now()
     idle = now - timedelta(days=idle_days) > LAST_ACTIVITY
     dead = (~DeviceToken.is_active) & (
@@ -73,6 +75,10 @@ async def prune_pass(
     removed = await _delete_in_batches(sessionmaker, idle, batch_size)
     removed += await _delete_in_batches(sessionmaker, dead, batch_size)
     await _purge_finished_push_work(sessionmaker, batch_size)
+    if notification_retention_days is not None:
+        await prune_notifications(
+            sessionmaker, retention_days=notification_retention_days, batch_size=batch_size
+        )
     PRUNED_DEVICES.inc(removed)
     log.info(
         "pruned %d devices (idle > %d days or inactive > %d days)",
@@ -145,6 +151,7 @@ async def run_if_due(
                 idle_days=settings.device_idle_days,
                 inactive_days=settings.inactive_device_retention_days,
                 batch_size=settings.prune_batch_size,
+                notification_retention_days=settings.notification_retention_days,
             )
             async with sessionmaker.begin() as session:
                 await record_completion(session)

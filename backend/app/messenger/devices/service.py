@@ -187,3 +187,11 @@ async def device_stats(session: AsyncSession) -> dict[str, Any]:
         "by_platform": {p: row[f"platform_{p}"] for p in PLATFORMS},
         "idle_over_days": {str(d): row[f"idle_{d}"] for d in IDLE_BUCKETS_DAYS},
     }
+
+
+def users_with_active_devices_after(after_user_id: str | None, limit: int) -> Select[tuple[str]]:
+    """The next `limit` users (user-id order, keyset) holding an active device: broadcast audiences."""
+    query = select(DeviceToken.user_id.label("user_id")).where(DeviceToken.is_active).distinct()
+    if after_user_id is not None:
+        query = query.where(DeviceToken.user_id > after_user_id)
+    return query.order_by(DeviceToken.user_id).limit(limit)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -26,6 +27,30 @@ log = logging.getLogger(__name__)
 
 BROADCAST_CHANNEL = "messenger:ws:events"
 RESUBSCRIBE_PAUSE_SECONDS = 1.0
+
+
+def broadcast_channel(redis: Redis) -> str:
+    """The channel of this Redis database. Pub/sub ignores database numbers: deployments (or
+    test sessions) sharing one Redis server on different databases would otherwise receive
+    each other's events, i.e. one deployment's users would see another's frames."""
+    pool = getattr(redis, "connection_pool", None)  # a Redis Cluster has only database 0
+    db = getattr(pool, "connection_kwargs", {}).get("db", 0)
+    return f"{BROADCAST_CHANNEL}:{db}"
+
+
+async def publish_per_user(redis: Redis, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """One frame per user, for processes without a hub (`messenger worker`) or work that is not
+    tied to a connection: one pipelined round trip; every instance's hub (this one's included,
+    the origin being no hub's id) delivers each frame to that user's local connections."""
+    if not frames:
+        return
+    channel = broadcast_channel(redis)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, payload in frames:
+            envelope = {"origin": "background", "user_ids": [user_id], "frame": dumps(payload)}
+            pipe.publish(channel, dumps(envelope))
+        await pipe.execute()
+
 
 # frame, recipients: deliver to this instance's connections of these users.
 LocalDelivery = Callable[[str, Sequence[str]], None]

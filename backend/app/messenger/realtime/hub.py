@@ -22,7 +22,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.app.auth import CurrentUser
 from backend.app.config import Settings
-from backend.app.messenger.realtime.broadcast import BROADCAST_CHANNEL, Broadcaster
+from backend.app.messenger.realtime.broadcast import (
+    BROADCAST_CHANNEL,
+    Broadcaster,
+    broadcast_channel,
+)
 from backend.app.messenger.realtime.connections import (
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
@@ -65,7 +69,7 @@ class Hub:
         self.redis = redis
         self.send_queue_size = send_queue_size
         self.instance_id = uuid.uuid4().hex
-        self.channel = BROADCAST_CHANNEL
+        self.channel = broadcast_channel(redis)
         self.connections = ConnectionRegistry(max_per_user=settings.ws_max_connections_per_user)
         self.heartbeat = PresenceHeartbeat(
             redis=redis, ttl_seconds=settings.presence_ttl_seconds, connections=self._all

@@ -1,0 +1,1 @@
+"""Topics: named audiences users subscribe to; notifications can target a topic."""

@@ -1,0 +1,75 @@
+"""A worker killed (SIGKILL) in the middle of a broadcast: another one finishes it, and every
+recipient ends up with exactly one inbox entry."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import asyncpg
+import httpx
+
+from backend.tests.conftest import API, ServerFactory
+from backend.tests.messaging import eventually
+from backend.tests.notification_helpers import accepted, inbox_ids, wait_until_sent
+from backend.tests.test_push_durability import worker_env
+
+RECIPIENTS = 5_000
+
+
+def start_worker(settings: dict[str, Any]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.app.cli", "worker"],
+        env=worker_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_a_broadcast_survives_a_killed_worker_without_duplicates(
+    start_server: ServerFactory, base_settings: dict[str, Any], sql: asyncpg.Connection
+) -> None:
+    # The API node does no background work; 5,000 ids need more than the default body limit.
+    api = await start_server(background=False, max_body_bytes=1_000_000)
+    # Small batches, so the kill lands in the middle of the work.
+    worker_settings = {
+        **base_settings,
+        "notification_batch_size": 50,
+        "notification_sweep_interval_seconds": 0.1,
+    }
+    users = [f"member-{index:05d}" for index in range(RECIPIENTS)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        async with httpx.AsyncClient(base_url=api.url + API, timeout=30) as client:
+            notification_id = await accepted(client, user_ids=users, title="Maintenance")
+            processes.append(start_worker(worker_settings))
+
+            async def some_done() -> bool:
+                return await sql.fetchval("SELECT count(*) FROM notification_inbox") >= 200
+
+            await eventually(some_done)
+            processes[0].send_signal(signal.SIGKILL)
+            processes[0].wait(10)
+            assert await sql.fetchval("SELECT count(*) FROM notification_inbox") < RECIPIENTS
+
+            processes.append(start_worker(worker_settings))
+            sent = await wait_until_sent(client, notification_id)
+
+            assert sent["recipients"] == RECIPIENTS
+            assert sent["in_app"] == {"read": 0, "unread": RECIPIENTS}
+            for user in (users[0], users[2_500], users[-1]):
+                assert await inbox_ids(client, user) == [notification_id]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+
+    per_user = await sql.fetch(
+        "SELECT user_id, count(*) AS n FROM notification_inbox GROUP BY user_id"
+    )
+    assert sorted(row["user_id"] for row in per_user) == users
+    assert {row["n"] for row in per_user} == {1}
+    assert await sql.fetchval("SELECT count(*) FROM notification_recipients") == RECIPIENTS
