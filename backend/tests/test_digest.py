@@ -278,3 +278,30 @@ async def test_housekeeping_keeps_each_users_latest_digest_and_pending_emails(
     assert [tuple(r) for r in runs] == [("bob", "2026-01-02"), ("eve", "2026-01-01")]
     emails = await sql.fetch("SELECT status FROM emails ORDER BY id")
     assert [r["status"] for r in emails] == ["pending", "sent"]
+
+
+async def test_digest_counts_unread_inbox_notifications(
+    start_server: ServerFactory, smtp: SmtpSink, sql: asyncpg.Connection
+) -> None:
+    from backend.tests.notification_helpers import accepted, inbox_ids, wait_until_sent
+
+    server = await start_server(**smtp.settings())
+    async with httpx.AsyncClient(base_url=server.url + API) as client:
+        await wants_digest(client, "bob")
+        await wants_digest(client, "nina")
+        for title in ("Export <ready>", "Maintenance tonight"):
+            await wait_until_sent(
+                client, await accepted(client, user_ids=["bob", "nina"], title=title)
+            )
+        chat = await create_conversation(client, "alice", "bob")
+        await send_message(client, "alice", chat["id"], "hi")
+        assert len(await inbox_ids(client, "nina")) == 2
+        await make_due(sql, "bob", "nina")
+        await eventually(lambda: len(smtp.messages) == 2)
+    [bob] = smtp.to("bob@mail.test")
+    [nina] = smtp.to("nina@mail.test")
+    assert bob["Subject"] == "1 unread message in 1 conversation and 2 new notifications"
+    assert nina["Subject"] == "2 new notifications"
+    text, html = parts(nina)
+    assert "Export <ready>" in text and "Maintenance tonight" in text
+    assert "Export &lt;ready&gt;" in html

@@ -1,10 +1,10 @@
 """The digest's content seam: where "what is unread" comes from.
 
 The digest engine asks one `UnreadSource` for many users at once. Read positions (the
-read-state package) and the inbox (the notifications package) own that knowledge; until
-they are wired in, `SentMessagePosition` stands in: a participant's read position is their
-own latest message in the conversation (the contract's "sending moves the sender's
-position"), and there are no inbox notifications.
+read-state package) and the inbox (the notifications package) own that knowledge. The inbox
+comes from `notifications.service.unread_inbox`. Until read state is wired in,
+`SentMessagePosition` stands in for messages: a participant's read position is their own
+latest message in the conversation (the contract's "sending moves the sender's position").
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.digest.content import UnreadConversation, UnreadSummary
+from backend.app.messenger.notifications import service as notifications
 
 
 class UnreadSource(Protocol):
@@ -56,6 +57,8 @@ _UNREAD_BY_SENT_POSITION = text(
 
 
 class SentMessagePosition:
+    """Unread messages by the interim rule above, plus the unread inbox."""
+
     async def unread(
         self, session: AsyncSession, *, user_ids: Sequence[str]
     ) -> dict[str, UnreadSummary]:
@@ -74,7 +77,16 @@ class SentMessagePosition:
                     latest_at=row.latest_at,
                 )
             )
-        return {user: UnreadSummary(conversations=convs) for user, convs in found.items()}
+        inbox = await notifications.unread_inbox(session, user_ids=list(user_ids))
+        return {
+            user: UnreadSummary(
+                conversations=found.get(user, []),
+                notifications_count=inbox[user].count if user in inbox else 0,
+                notification_titles=inbox[user].titles if user in inbox else [],
+                notifications_newest_at=inbox[user].newest_at if user in inbox else None,
+            )
+            for user in set(found) | set(inbox)
+        }
 
 
 def default_source() -> UnreadSource:
