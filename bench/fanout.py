@@ -35,7 +35,7 @@ from backend.app.main import create_redis
 from backend.app.messenger.presence import connections_key
 from backend.app.messenger.push.dispatcher import PushDispatcher
 from backend.app.messenger.push.payloads import Notification, message_notification
-from backend.app.messenger.push.providers.base import Outcome, PushProvider, Target
+from backend.app.messenger.push.providers.base import PushProvider, Target, Verdict
 from bench.context import Bench
 from bench.report import Figure
 from bench.stack import (
@@ -99,10 +99,13 @@ class Ceiling:
 
     async def start(self) -> None:
         await self.dispatcher.start(run_workers=False)
-        missing = [n for n, p in self.dispatcher.providers.items() if p is None]
+        channels = self.dispatcher.registry.channels
+        missing = [f"{p}/{a}" for (p, a), c in channels.items() if c.provider is None]
         if missing:
             raise RuntimeError(f"providers failed to start in the bench process: {missing}")
-        self.providers = self.dispatcher.providers  # type: ignore[assignment]
+        self.providers = {
+            p.value: c.provider for (p, a), c in channels.items() if c.provider is not None
+        }
 
     async def send_all(self, targets: list[tuple[str, Target]], notification: Notification) -> int:
         """Send every push concurrently (bounded per provider); returns how many were delivered."""
@@ -114,7 +117,7 @@ class Ceiling:
         async def one(provider: str, target: Target) -> bool:
             async with limits[provider]:
                 result = await self.providers[provider].send(target, notification)
-            return result.outcome is Outcome.DELIVERED
+            return result.outcome is Verdict.DELIVERED
 
         outcomes = await asyncio.gather(*(one(p, t) for p, t in targets))
         return sum(outcomes)
@@ -172,7 +175,7 @@ async def naive_fan_out(
                 auth=device.web_push_auth,
             )
             result = await providers[device.provider].send(target, notification)
-            delivered += result.outcome is Outcome.DELIVERED
+            delivered += result.outcome is Verdict.DELIVERED
     return delivered
 
 

@@ -1,7 +1,7 @@
 """notification preferences, the email queue and digest runs
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0005
 Create Date: 2026-12-06 19:24:35.894170
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0007"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Public push services of Chrome, Firefox, Safari and Edge: the endpoints a real
@@ -20,6 +20,10 @@ DEFAULT_WEB_PUSH_ALLOWLIST = (
     "https://web.push.apple.com/,"
     "https://*.notify.windows.com/"
 )
+
+
+# Seconds of a push lease kept for recording outcomes after the last send may start.
+LEASE_RECORD_MARGIN_SECONDS = 1.0
 
 
 class Settings(BaseSettings):
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
     push_retry_max_seconds: float = Field(default=60.0, ge=0)
     push_retry_after_cap_seconds: float = Field(default=300.0, ge=0)
     push_concurrency_per_provider: int = Field(default=100, ge=1)
+    # Separate capacity for /devices/test and /internal/notify (never taken from message pushes).
+    push_interactive_concurrency: int = Field(default=10, ge=1)
+    push_max_age_seconds: int = Field(default=3600, ge=1)
+    push_apps_file: str = ""
     push_claim_batch_size: int = Field(default=500, ge=1)
     device_registrations_per_minute: int = Field(default=30, ge=1)
     max_active_devices_per_user: int = Field(default=50, ge=1)
@@ -110,6 +118,19 @@ class Settings(BaseSettings):
     email_batch_size: int = Field(default=50, ge=1)
     digest_check_interval_seconds: float = Field(default=30.0, gt=0)
     digest_batch_size: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _sends_fit_in_their_lease(self) -> Settings:
+        """A send that outlives its lease may be taken over and pushed twice: refuse that."""
+        # Sends may start during the first half (at least one send timeout) of the lease.
+        needed = 2 * self.push_send_timeout_seconds + LEASE_RECORD_MARGIN_SECONDS
+        if self.push_lease_seconds < needed:
+            raise ValueError(
+                f"PUSH_LEASE_SECONDS ({self.push_lease_seconds}) must be at least "
+                f"2 x PUSH_SEND_TIMEOUT_SECONDS + {LEASE_RECORD_MARGIN_SECONDS:g} ({needed:g}) so that "
+                "every send and the recording of its outcome end within the lease"
+            )
+        return self
 
     @field_validator("jwt_audience", "jwt_issuer", mode="before")
     @classmethod

@@ -69,13 +69,19 @@ async def open_runtime(
         redis = create_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
         stack.push_async_callback(redis.aclose)
 
-        push = PushDispatcher(settings=settings, sessionmaker=background_sessionmaker, redis=redis)
+        sessionmaker = create_sessionmaker(engine)
+        push = PushDispatcher(
+            settings=settings,
+            sessionmaker=background_sessionmaker,
+            interactive_sessionmaker=sessionmaker,
+            redis=redis,
+        )
         await push.start(run_workers=background)
         stack.push_async_callback(push.stop)
         rt = Runtime(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             background_engine=background_engine,
             background_sessionmaker=background_sessionmaker,
             redis=redis,
@@ -188,8 +194,13 @@ def create_app(
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
+        # An open push circuit degrades one app's pushes, not the service: still 200.
         return JSONResponse(
-            {"status": "ok" if healthy else "degraded", **checks},
+            {
+                "status": "ok" if healthy else "degraded",
+                **checks,
+                "push": rt.push.registry.open_circuits(),
+            },
             status_code=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from backend.app.messenger.push.vocabulary import DeliveryOutcome, Provider, PushKind, SkipReason
+
 # `*_created` series only double the output; rates work without them.
 disable_created_metrics()
 
@@ -32,17 +34,37 @@ EMAILS = Counter(
 )
 
 
-PROVIDERS = ("fcm", "apns", "web_push")
-OUTCOMES = ("delivered", "token_dead", "retry_scheduled", "failed", "provider_not_configured")
-SKIP_REASONS = ("muted", "push_disabled", "online", "no_devices")
+PUSHES_BY_KIND = Counter(
+    "messenger_pushes_by_kind",
+    "One per device push attempt outcome, by push kind (message, clear, notification, test)",
+    ["kind", "provider", "outcome"],
+)
+PUSH_JOBS_PARKED = Counter(
+    "messenger_push_jobs_parked",
+    "Push jobs whose fan-out kept failing, set aside as failed so the sweep moves on",
+)
+PUSH_CIRCUIT_OPEN = Gauge(
+    "messenger_push_circuit_open",
+    "1 while a push app's circuit breaker is open or half-open, else 0",
+    ["provider", "app_id"],
+)
+
+
+def count_push(provider: str, kind: str, outcome: str) -> None:
+    """One device attempt outcome, in both the contract's series and the by-kind one."""
+    PUSHES.labels(provider, outcome).inc()
+    PUSHES_BY_KIND.labels(kind, provider, outcome).inc()
+
 
 # Every known series exists from the start at 0, so rate() and alerts work before the first event.
-for _provider in PROVIDERS:
+for _provider in Provider:
     PUSH_LATENCY.labels(_provider)
     PROVIDER_CONFIG_ERRORS.labels(_provider)
-    for _outcome in OUTCOMES:
+    for _outcome in DeliveryOutcome:
         PUSHES.labels(_provider, _outcome)
-for _reason in SKIP_REASONS:
+        for _kind in PushKind:
+            PUSHES_BY_KIND.labels(_kind, _provider, _outcome)
+for _reason in SkipReason:
     PUSH_SKIPPED.labels(_reason)
 
 

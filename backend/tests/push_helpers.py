@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -50,3 +51,14 @@ async def register_all_providers(
         ),
     }
     return UserDevices(fcm_token, apns_token, subscription, ids)
+
+
+async def metric(root: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """Current value of one Prometheus sample from `/metrics` (0 when absent)."""
+    text = (await root.get("/metrics")).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
+        if match and ",".join(sorted((match.group(1) or "").split(","))).strip(",") == wanted:
+            return float(match.group(2))
+    return 0.0

@@ -113,6 +113,7 @@ async def test_admin_list_rows_carry_the_owner_and_the_device_fields(
         "user_id",
         "platform",
         "provider",
+        "app_id",
         "device_name",
         "is_active",
         "registered_at",

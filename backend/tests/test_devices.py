@@ -519,6 +519,7 @@ async def test_listing_shows_only_the_callers_devices(client: httpx.AsyncClient)
         "id",
         "platform",
         "provider",
+        "app_id",
         "device_name",
         "is_active",
         "registered_at",

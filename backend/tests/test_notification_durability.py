@@ -14,7 +14,7 @@ import httpx
 from backend.tests.conftest import API, ServerFactory
 from backend.tests.messaging import eventually
 from backend.tests.notification_helpers import accepted, inbox_ids, wait_until_sent
-from backend.tests.test_push_durability import worker_env
+from backend.tests.push_durability_support import worker_env
 
 RECIPIENTS = 5_000
 

@@ -70,7 +70,7 @@ async def test_health_reports_ok_when_database_and_redis_answer(server: LiveServ
     response = await get(server, "/health")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok", "push": []}
 
 
 @pytest.fixture

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from datetime import UTC, datetime
 
 import httpx
 
 from backend.app.config import Settings
+from backend.app.messenger.push.apps import ApnsCredentials, Transport, default_apps
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.apns import ApnsProvider
-from backend.app.messenger.push.providers.base import Outcome, Target
+from backend.app.messenger.push.providers.base import Target, Verdict
 from backend.tests.conftest import Providers, ServerFactory, bearer
 from backend.tests.emulators import apns, fcm, webpush
 from backend.tests.messaging import eventually
-from backend.tests.push_helpers import register_all_providers
-
-
-async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
-    """Current value of one Prometheus sample (0 when absent)."""
-    text = (await client.get("/metrics")).text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
-            return float(match.group(2))
-    return 0.0
+from backend.tests.push_helpers import metric, register_all_providers
 
 
 async def test_rate_limited_push_is_retried_after_retry_after_and_delivered(
@@ -132,7 +121,9 @@ async def test_apns_keeps_answering_after_thousands_of_error_bodies(providers: P
     """aioapns never returns HTTP/2 window credit; without our fix sends hang after ~64 KiB
     of error bodies on one connection."""
     settings = Settings(_env_file=None, **providers.settings())  # type: ignore[call-arg]
-    provider = ApnsProvider(settings)
+    default_apns = next(a for a in default_apps(settings) if a.provider == "apns")
+    assert isinstance(default_apns.credentials, ApnsCredentials)
+    provider = ApnsProvider("default", default_apns.credentials, Transport.from_settings(settings))
     notification = Notification(title="t", body="b", data={})
     registered = datetime.now(UTC)
     try:
@@ -141,14 +132,14 @@ async def test_apns_keeps_answering_after_thousands_of_error_bodies(providers: P
             providers.apns.always(token, apns.reply(410, "Unregistered"))
         semaphore = asyncio.Semaphore(100)
 
-        async def send(token: str) -> Outcome:
+        async def send(token: str) -> Verdict:
             async with semaphore:
                 result = await provider.send(Target(1, token, registered), notification)
                 return result.outcome
 
         outcomes = await asyncio.gather(*(send(t) for t in dead))
-        assert set(outcomes) == {Outcome.TOKEN_DEAD}
+        assert set(outcomes) == {Verdict.TOKEN_DEAD}
         healthy = await provider.send(Target(2, secrets.token_hex(32), registered), notification)
-        assert healthy.outcome is Outcome.DELIVERED
+        assert healthy.outcome is Verdict.DELIVERED
     finally:
         await provider.close()

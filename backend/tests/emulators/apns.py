@@ -317,6 +317,10 @@ class ApnsEmulator(Emulator):
         self._connections: set[_H2ServerProtocol] = set()
         self._server: asyncio.Server | None = None
 
+    def add_topic(self, topic: str) -> None:
+        """Accept another app's bundle id (push apps: one APNs key, several topics)."""
+        self._topics = self._topics | {topic, *(topic + s for s in TOPIC_SUFFIXES)}
+
     # ----------------------------------------------------------------- lifecycle
     async def _start_servers(self) -> None:
         loop = asyncio.get_running_loop()

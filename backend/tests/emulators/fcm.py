@@ -215,6 +215,10 @@ class FcmEmulator(Emulator):
         self._assertions: dict[str, dict[str, Any] | str] = {}  # jwt -> claims | error
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        # Further Firebase projects served by this one server (push apps): each has its own
+        # service account, and an access token only sends to the project it was issued for.
+        self._accounts: dict[str, tuple[Any, str, str]] = {}  # email -> (public key, kid, project)
+        self._token_projects: dict[str, str] = {}
 
     # ----------------------------------------------------------------- lifecycle
     async def _start_servers(self) -> None:
@@ -272,6 +276,29 @@ class FcmEmulator(Emulator):
         with open(self.credentials_file) as f:
             return json.load(f)
 
+    def add_project(self, project_id: str) -> str:
+        """Serve another Firebase project; returns its service-account file (call after start)."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        email = f"push@{project_id}.iam.gserviceaccount.com"
+        key_id = secrets.token_hex(20)
+        self._accounts[email] = (key.public_key(), key_id, project_id)
+        path = os.path.join(self._tmpdir, f"service-account-{project_id}.json")
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        info = {
+            **self.service_account_info,
+            "project_id": project_id,
+            "private_key_id": key_id,
+            "private_key": pem,
+            "client_email": email,
+        }
+        with open(path, "w") as f:
+            json.dump(info, f)
+        return path
+
     def expire_access_tokens(self) -> None:
         """Invalidate every issued access token: next sends get 401 ACCESS_TOKEN_EXPIRED."""
         with self._token_lock:
@@ -307,25 +334,37 @@ class FcmEmulator(Emulator):
         token = "ya29.emu-" + secrets.token_urlsafe(32)
         with self._token_lock:
             self._tokens[token] = now + ACCESS_TOKEN_TTL
+            self._token_projects[token] = claims.get("_project", self.project_id)
         return web.json_response(
             {"access_token": token, "expires_in": ACCESS_TOKEN_TTL, "token_type": "Bearer"}
         )
 
     def _verify_assertion(self, assertion: str) -> dict[str, Any] | str:
         """Claims of a correctly signed assertion, or an error description."""
+        public_key, key_id, issuer, project = (
+            self._public_key,
+            self.private_key_id,
+            self.client_email,
+            self.project_id,
+        )
         try:
             header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+            if unverified.get("iss") in self._accounts:
+                issuer = unverified["iss"]
+                public_key, key_id, project = self._accounts[issuer]
             claims = jwt.decode(
                 assertion,
-                self._public_key,
+                public_key,
                 algorithms=["RS256"],
                 audience=[self.token_uri, GOOGLE_TOKEN_AUDIENCE],
-                issuer=self.client_email,
+                issuer=issuer,
                 options={"require": ["exp", "iat", "iss", "aud"], "verify_exp": False},
             )
+            claims["_project"] = project
         except jwt.PyJWTError as exc:
             return f"Invalid JWT Signature or claims: {exc}"
-        if header.get("kid") not in (None, self.private_key_id):
+        if header.get("kid") not in (None, key_id):
             return "Invalid JWT Signature: unknown key id"
         if FCM_SCOPE not in str(claims.get("scope", "")).split():
             return f"Invalid OAuth scope or ID token audience provided: need {FCM_SCOPE}"
@@ -351,7 +390,12 @@ class FcmEmulator(Emulator):
         key = token if isinstance(token, str) else ""
 
         reply = self._check_auth(headers.get("authorization", ""))
-        if reply is None and request.match_info["project"] != self.project_id:
+        project = request.match_info["project"]
+        headers[":project"] = project
+        token_project = self._token_projects.get(
+            headers.get("authorization", "").partition(" ")[2].strip(), self.project_id
+        )
+        if reply is None and project != token_project:
             reply = error(
                 403,
                 "PERMISSION_DENIED",

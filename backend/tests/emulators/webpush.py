@@ -127,8 +127,10 @@ class WebPushEmulator(Emulator):
         app.add_routes(self.control_routes())
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
+        # A restarted emulator listens on its old port again, so the subscriptions it handed
+        # out stay valid (an outage and its end, for circuit-breaker tests).
         site = web.TCPSite(
-            self._runner, "127.0.0.1", 0, ssl_context=tls.server_context(("http/1.1",))
+            self._runner, "127.0.0.1", self.port, ssl_context=tls.server_context(("http/1.1",))
         )
         await site.start()
         self.port = self._runner.addresses[0][1]

@@ -62,7 +62,7 @@ class NotificationSettingsView:
 
 
 def effectively_muted(participant: Any = Participant) -> ColumnElement[bool]:
-    """The one mute rule (the push fan-out spells it the same way), on the database clock:
+    """The one mute rule (the push fan-out uses it through `recipient_settings`), on the database clock:
     a `muted_until` decides when set (muted while it is ahead), otherwise `muted` does.
 
     Writes keep `muted=false` free of a `muted_until` (see `update_notification_settings`),
@@ -324,3 +324,28 @@ async def users_sharing_a_conversation(
         )
     )
     return set(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientSettings:
+    user_id: str
+    muted: bool  # in effect now (the one mute rule, `effectively_muted`)
+    push_enabled: bool
+
+
+_RECIPIENT_SETTINGS = select(
+    Participant.user_id, effectively_muted().label("muted"), Participant.push_enabled
+).where(
+    Participant.conversation_id == bindparam("conversation_id"),
+    Participant.user_id != bindparam("sender_id"),
+)
+
+
+async def recipient_settings(
+    session: AsyncSession, *, conversation_id: uuid.UUID, sender_id: str
+) -> list[RecipientSettings]:
+    """Every participant but the sender with their notification settings: one query (push fan-out)."""
+    rows = await session.execute(
+        _RECIPIENT_SETTINGS, {"conversation_id": conversation_id, "sender_id": sender_id}
+    )
+    return [RecipientSettings(r.user_id, bool(r.muted), r.push_enabled) for r in rows]

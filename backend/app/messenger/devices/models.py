@@ -18,19 +18,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.db import Base
+from backend.app.messenger.push.vocabulary import (
+    VALID_COMBINATIONS,
+    Platform,
+    Provider,
+    sql_in,
+)
 
-PLATFORMS = ("android", "ios", "web")
-PROVIDERS = ("fcm", "apns", "web_push")
-# Which provider can reach which platform (FCM also serves iOS and web through Firebase SDKs).
-VALID_COMBINATIONS = {
-    "fcm": ("android", "ios", "web"),
-    "apns": ("ios",),
-    "web_push": ("web",),
-}
+PLATFORMS = tuple(p.value for p in Platform)
+PROVIDERS = tuple(p.value for p in Provider)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class DeviceToken(Base):
@@ -52,6 +52,8 @@ class DeviceToken(Base):
     web_push_auth: Mapped[str | None] = mapped_column(String(64))
     platform: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(16))
+    # Which push app (set of credentials, see push/apps.py) the token belongs to.
+    app_id: Mapped[str] = mapped_column(String(64), server_default=text("'default'"))
     device_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -60,11 +62,11 @@ class DeviceToken(Base):
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint(_in("platform", PLATFORMS), name="platform"),
-        CheckConstraint(_in("provider", PROVIDERS), name="provider"),
+        CheckConstraint(sql_in("platform", Platform), name="platform"),
+        CheckConstraint(sql_in("provider", Provider), name="provider"),
         CheckConstraint(
             " OR ".join(
-                f"(provider = '{p}' AND {_in('platform', ps)})"
+                f"(provider = '{p.value}' AND {_in('platform', ps)})"
                 for p, ps in VALID_COMBINATIONS.items()
             ),
             name="provider_platform",

@@ -28,8 +28,9 @@ from backend.app.messenger.devices.validation import (
     parse_token,
     token_preview,
 )
+from backend.app.messenger.push.apps import WebPushCredentials
 from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
-from backend.app.runtime import RuntimeDep, SettingsDep
+from backend.app.runtime import RuntimeDep
 
 router = APIRouter(tags=["devices"])
 
@@ -39,6 +40,7 @@ def _device_out(device: DeviceToken) -> DeviceOut:
         id=device.id,
         platform=device.platform,  # type: ignore[arg-type]
         provider=device.provider,  # type: ignore[arg-type]
+        app_id=device.app_id,
         device_name=device.device_name,
         is_active=device.is_active,
         registered_at=device.created_at,
@@ -64,6 +66,11 @@ async def register_device(
         check_combination(body.provider, body.platform)
     except TokenError as exc:
         raise unprocessable(("body", "platform"), str(exc)) from exc
+    app_id = body.app_id or "default"
+    if not rt.push.registry.knows(body.provider, app_id):
+        raise unprocessable(
+            ("body", "app_id"), f"no push app '{app_id}' is configured for {body.provider}"
+        )
     try:
         parsed = parse_token(body.provider, body.device_token, settings.web_push_allowlist)
     except TokenError as exc:
@@ -81,6 +88,7 @@ async def register_device(
         provider=body.provider,
         device_name=body.device_name,
         max_active_devices=settings.max_active_devices_per_user,
+        app_id=app_id,
     )
     if not registration.created:
         response.status_code = status.HTTP_200_OK
@@ -110,11 +118,15 @@ async def unregister_device(
 
 
 @router.get("/push/vapid-public-key", response_model=VapidPublicKey)
-async def vapid_public_key(settings: SettingsDep) -> VapidPublicKey:
-    key = settings.web_push_public_key
-    if not key:
+async def vapid_public_key(
+    rt: RuntimeDep, app_id: Annotated[str, Query(max_length=64)] = "default"
+) -> VapidPublicKey:
+    """The VAPID public key of a Web Push app (`default` unless `app_id` names another)."""
+    channel = rt.push.registry.channel("web_push", app_id)
+    credentials = channel.app.credentials if channel is not None else None
+    if not isinstance(credentials, WebPushCredentials):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Web Push is not configured")
-    return VapidPublicKey(public_key=key)
+    return VapidPublicKey(public_key=credentials.public_key)
 
 
 @router.get("/admin/devices", response_model=AdminDeviceList)

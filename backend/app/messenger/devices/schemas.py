@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-Platform = Literal["android", "ios", "web"]
-Provider = Literal["fcm", "apns", "web_push"]
+from backend.app.messenger.push.vocabulary import PlatformLiteral as Platform
+from backend.app.messenger.push.vocabulary import ProviderLiteral as Provider
 
 
 class RegisterDeviceRequest(BaseModel):
@@ -14,6 +14,8 @@ class RegisterDeviceRequest(BaseModel):
     platform: Platform
     provider: Provider
     device_name: str | None = Field(default=None, max_length=255)
+    # Which configured push app the token belongs to; null or absent means "default".
+    app_id: str | None = Field(default=None, max_length=64)
 
     @field_validator("device_name")
     @classmethod
@@ -37,6 +39,7 @@ class DeviceOut(BaseModel):
     id: int
     platform: Platform
     provider: Provider
+    app_id: str
     device_name: str | None
     is_active: bool
     registered_at: datetime

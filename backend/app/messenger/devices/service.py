@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.devices.models import PLATFORMS, PROVIDERS, DeviceToken
 from backend.app.messenger.devices.validation import _APNS_TOKEN, ParsedToken
+from backend.app.messenger.push.service import stop_pending_pushes
 
 # The pruning clock: the later of the last registration and the last successful push.
 # Spelled exactly as the expression index `ix_device_tokens_last_activity`.
@@ -42,20 +43,31 @@ async def register_device(
     provider: str,
     device_name: str | None,
     max_active_devices: int,
+    app_id: str = "default",
 ) -> Registration:
     """Insert the token, or take it over if known (any owner): one statement, race-free.
 
     Re-registering reactivates the device and resets its pruning clock. Past
-    `max_active_devices` the user's least recently used devices are deactivated.
+    `max_active_devices` the user's least recently used devices are deactivated. A token
+    taken over from another user stops every push still pending for that previous owner.
     """
     # Serialise one user's registrations so the device cap holds under concurrency.
     await session.execute(
         select(func.pg_advisory_xact_lock(func.hashtextextended(f"devices:{user_id}", 0)))
     )
+    digest = token_hash(parsed.token)
+    previous_owner = (
+        await session.execute(
+            select(DeviceToken.id, DeviceToken.user_id)
+            .where(DeviceToken.token_hash == digest)
+            .with_for_update()
+        )
+    ).one_or_none()
     values: dict[str, Any] = {
         "user_id": user_id,
+        "app_id": app_id,
         "token": parsed.token,
-        "token_hash": token_hash(parsed.token),
+        "token_hash": digest,
         "web_push_p256dh": parsed.p256dh,
         "web_push_auth": parsed.auth,
         "platform": platform,
@@ -73,6 +85,10 @@ async def register_device(
         },
     ).returning(DeviceToken.id, literal_column("xmax = 0").label("created"))
     row = (await session.execute(statement)).one()
+    if previous_owner is not None and previous_owner.user_id != user_id:
+        await stop_pending_pushes(
+            session, device_ids=[row.id], reason="token registered by another user"
+        )
     await _enforce_active_cap(session, user_id=user_id, keep=max_active_devices)
     return Registration(device_id=row.id, created=row.created)
 
@@ -187,6 +203,16 @@ async def device_stats(session: AsyncSession) -> dict[str, Any]:
         "by_platform": {p: row[f"platform_{p}"] for p in PLATFORMS},
         "idle_over_days": {str(d): row[f"idle_{d}"] for d in IDLE_BUCKETS_DAYS},
     }
+
+
+async def active_devices_by_app(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """Active devices per (provider, app_id): one grouped count."""
+    rows = await session.execute(
+        select(DeviceToken.provider, DeviceToken.app_id, func.count())
+        .where(DeviceToken.is_active)
+        .group_by(DeviceToken.provider, DeviceToken.app_id)
+    )
+    return {(provider, app_id): count for provider, app_id, count in rows}
 
 
 def users_with_active_devices_after(after_user_id: str | None, limit: int) -> Select[tuple[str]]:

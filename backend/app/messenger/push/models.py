@@ -28,36 +28,47 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.db import Base
-
-DELIVERY_STATUSES = ("pending", "delivered", "token_dead", "failed", "provider_not_configured")
+from backend.app.messenger.push.vocabulary import DeliveryStatus, Priority, PushKind, sql_in
 
 
 class PushJob(Base):
     __tablename__ = "push_jobs"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "message" | "direct"
+    kind: Mapped[str] = mapped_column(String(16))  # a PushKind
     message_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("messages.id", ondelete="CASCADE"), unique=True
     )
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     sender_id: Mapped[str | None] = mapped_column(String(64))
     target_user_id: Mapped[str | None] = mapped_column(String(64))
+    # Kinds pushed to a set of users (notifications, clear-on-read) list them here.
+    recipient_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     priority: Mapped[str] = mapped_column(String(8), server_default=text("'high'"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     fanned_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Fan-out runs under a lease (no row lock across the presence read); a job whose fan-out
+    # keeps failing is parked (`failed_at`) instead of blocking the sweep.
+    fanout_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fanout_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        CheckConstraint("kind IN ('message', 'direct')", name="kind"),
-        CheckConstraint("priority IN ('high', 'normal', 'low')", name="priority"),
-        Index("ix_push_jobs_pending", "created_at", postgresql_where=text("fanned_out_at IS NULL")),
+        CheckConstraint(sql_in("kind", PushKind), name="kind"),
+        CheckConstraint(sql_in("priority", Priority), name="priority"),
+        Index(
+            "ix_push_jobs_pending",
+            "created_at",
+            postgresql_where=text("fanned_out_at IS NULL AND failed_at IS NULL"),
+        ),
     )
 
 
@@ -80,9 +91,7 @@ class PushDelivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN (" + ", ".join(f"'{s}'" for s in DELIVERY_STATUSES) + ")", name="status"
-        ),
+        CheckConstraint(sql_in("status", DeliveryStatus), name="status"),
         Index(
             "ix_push_deliveries_due",
             "next_attempt_at",

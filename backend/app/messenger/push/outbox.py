@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.push.models import PushJob
 from backend.app.messenger.push.payloads import Notification, message_notification
-
-_INSERT_JOB = insert(PushJob).returning(PushJob.id)  # built once; values come as parameters
+from backend.app.messenger.push.vocabulary import PushKind
 
 
 async def enqueue_message_push(
@@ -41,7 +40,7 @@ async def enqueue_message_push(
     return await _insert_job(
         session,
         notification,
-        kind="message",
+        kind=PushKind.MESSAGE.value,
         message_id=message.id,
         conversation_id=message.conversation_id,
         sender_id=message.sender_id,
@@ -50,10 +49,18 @@ async def enqueue_message_push(
 
 
 async def enqueue_direct_push(
-    session: AsyncSession, *, user_id: str, notification: Notification
+    session: AsyncSession, *, user_id: str, notification: Notification, kind: PushKind
 ) -> int:
     """A push to every active device of one user, presence ignored (`/devices/test`, `/internal/notify`)."""
-    return await _insert_job(session, notification, kind="direct", target_user_id=user_id)
+    return await _insert_job(session, notification, kind=kind.value, target_user_id=user_id)
+
+
+async def enqueue_push(
+    session: AsyncSession, *, kind: PushKind, user_ids: list[str], notification: Notification
+) -> int:
+    """A push of `kind` to a set of users, fanned out by the workers (`FanOutPolicy` decides
+    who of them gets it). The seam for notification and clear-on-read pushes."""
+    return await _insert_job(session, notification, kind=kind.value, recipient_ids=user_ids)
 
 
 async def _insert_job(session: AsyncSession, notification: Notification, **columns: object) -> int:

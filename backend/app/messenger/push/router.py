@@ -2,9 +2,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from backend.app.auth import CurrentUserDep, service_caller
+from backend.app.auth import AdminUserDep, CurrentUserDep, service_caller
+from backend.app.db import SessionDep
+from backend.app.messenger.devices.service import active_devices_by_app
+from backend.app.messenger.push.delivery import DeviceReport
 from backend.app.messenger.push.payloads import Notification
-from backend.app.messenger.push.schemas import DevicePushResult, NotifyRequest, PushResults
+from backend.app.messenger.push.schemas import (
+    DevicePushResult,
+    NotifyRequest,
+    PushAppOut,
+    PushApps,
+    PushResults,
+)
+from backend.app.messenger.push.vocabulary import PushKind
 from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
 from backend.app.runtime import RuntimeDep
 
@@ -17,11 +27,13 @@ TEST_NOTIFICATION = Notification(
 )
 
 
-def _results(reports: list) -> PushResults:
+def _results(reports: list[DeviceReport]) -> PushResults:
     return PushResults(
         results=[
             DevicePushResult(
-                device_token_id=r.device_token_id, provider=r.provider, outcome=r.outcome
+                device_token_id=r.device_token_id,
+                provider=r.provider,  # type: ignore[arg-type]
+                outcome=r.outcome.value,
             )
             for r in reports
         ]
@@ -40,7 +52,9 @@ async def send_test_push(rt: RuntimeDep, user: CurrentUserDep) -> PushResults:
         key=user_key(Limit.DEVICE_TEST, user.id),
         limit=rt.settings.device_tests_per_minute,
     )
-    reports = await rt.push.push_to_user_now(user_id=user.id, notification=TEST_NOTIFICATION)
+    reports = await rt.push.push_to_user_now(
+        user_id=user.id, notification=TEST_NOTIFICATION, kind=PushKind.TEST
+    )
     return _results(reports)
 
 
@@ -50,5 +64,26 @@ async def internal_notify(body: NotifyRequest, rt: RuntimeDep) -> PushResults:
     notification = Notification(
         title=body.title, body=body.body, data=body.data or {}, priority=body.priority
     )
-    reports = await rt.push.push_to_user_now(user_id=body.user_id, notification=notification)
+    reports = await rt.push.push_to_user_now(
+        user_id=body.user_id, notification=notification, kind=PushKind.NOTIFICATION
+    )
     return _results(reports)
+
+
+@router.get("/admin/push/apps", response_model=PushApps)
+async def admin_push_apps(_: AdminUserDep, rt: RuntimeDep, session: SessionDep) -> PushApps:
+    """One entry per (app, provider): configured or not, its circuit and active devices."""
+    counts = await active_devices_by_app(session)
+    return PushApps(
+        apps=[
+            PushAppOut(
+                app_id=channel.app.app_id,
+                provider=channel.app.provider.value,
+                configured=channel.configured,
+                circuit=channel.breaker.state.value,
+                last_error=channel.breaker.last_error,
+                devices_active=counts.get((channel.app.provider.value, channel.app.app_id), 0),
+            )
+            for channel in rt.push.registry.channels.values()
+        ]
+    )

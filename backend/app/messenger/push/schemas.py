@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field, field_validator
 
-PushOutcome = Literal[
-    "delivered", "token_dead", "retry_scheduled", "failed", "provider_not_configured"
-]
+from backend.app.messenger.push.vocabulary import (
+    CircuitLiteral,
+    OutcomeLiteral,
+    PriorityLiteral,
+    ProviderLiteral,
+)
 
 # Keys the providers reserve for themselves (FCM refuses them in `data`; APNs owns `aps`).
 RESERVED_DATA_KEYS = {"from", "notification", "message_type", "aps", "collapse_key"}
@@ -16,8 +17,8 @@ MAX_DATA_BYTES = 2048
 
 class DevicePushResult(BaseModel):
     device_token_id: int
-    provider: str
-    outcome: PushOutcome
+    provider: ProviderLiteral
+    outcome: OutcomeLiteral
 
 
 class PushResults(BaseModel):
@@ -29,7 +30,7 @@ class NotifyRequest(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=4000)
     data: dict[str, str] | None = None
-    priority: Literal["high", "normal", "low"] = "high"
+    priority: PriorityLiteral = "high"
 
     @field_validator("data")
     @classmethod
@@ -43,3 +44,16 @@ class NotifyRequest(BaseModel):
         if size > MAX_DATA_BYTES:
             raise ValueError(f"data is {size} bytes; at most {MAX_DATA_BYTES} fit in a push")
         return data
+
+
+class PushAppOut(BaseModel):
+    app_id: str
+    provider: ProviderLiteral
+    configured: bool
+    circuit: CircuitLiteral
+    last_error: str | None
+    devices_active: int
+
+
+class PushApps(BaseModel):
+    apps: list[PushAppOut]

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.exceptions import ConnectionClosed, ConnectionError, MaxAttemptsExceeded
 
-from backend.app.config import Settings
+from backend.app.messenger.push.apps import ApnsCredentials, Transport
 from backend.app.messenger.push.payloads import Notification, fit_body
 from backend.app.messenger.push.providers.base import (
     ConfigErrorReporter,
+    PushProvider,
     SendResult,
     Target,
 )
@@ -48,35 +50,47 @@ def _protocol_class(base: type, host: str | None, port: int | None) -> type:
     return type(f"Messenger{base.__name__}", (base,), attributes)
 
 
-class ApnsProvider:
+class ApnsProvider(PushProvider):
+    """One aioapns client (its own HTTP/2 connections, topic and environment) per app.
+
+    Provider JWTs: aioapns keeps one per client and renews it every 30 minutes
+    (`JWTAuthorizationHeaderProvider.TOKEN_TTL`), inside Apple's 20-60 minute window and
+    never per request (Apple answers `TooManyProviderTokenUpdates` to that)."""
+
     name = "apns"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, app_id: str, credentials: ApnsCredentials, transport: Transport) -> None:
         """Must run inside the event loop (aioapns binds to the running loop)."""
+        super().__init__(
+            app_id=app_id,
+            timeout=transport.send_timeout,
+            concurrency=transport.concurrency,
+            interactive=transport.interactive_concurrency,
+        )
         ssl_context = ssl.create_default_context()
-        if settings.apns_ca_file:
-            ssl_context.load_verify_locations(cafile=settings.apns_ca_file)
-        self._topic = settings.apns_topic
-        self._timeout = settings.push_send_timeout_seconds
+        if transport.apns_ca_file:
+            ssl_context.load_verify_locations(cafile=transport.apns_ca_file)
+        self.topic = credentials.topic
+        self._timeout = transport.send_timeout
         self._config_errors = ConfigErrorReporter(self.name, log)
 
         async def quiet(request: NotificationRequest, result: object) -> None:
             pass  # every non-200 would otherwise be logged at ERROR; we classify instead
 
         self._client = APNs(
-            key=Path(settings.apns_key_path).read_text(),
-            key_id=settings.apns_key_id,
-            team_id=settings.apns_team_id,
-            topic=settings.apns_topic,
-            use_sandbox=settings.apns_use_sandbox,
+            key=Path(credentials.key_path).read_text(),
+            key_id=credentials.key_id,
+            team_id=credentials.team_id,
+            topic=credentials.topic,
+            use_sandbox=credentials.use_sandbox,
             ssl_context=ssl_context,
             max_connections=10,
             max_connection_attempts=2,
             err_func=quiet,
         )
         host, port = None, None
-        if settings.apns_host:
-            host, _, port_text = settings.apns_host.rpartition(":")
+        if transport.apns_host:
+            host, _, port_text = transport.apns_host.rpartition(":")
             host, port = (host, int(port_text)) if host else (port_text, 443)
         pool = self._client.pool
         pool.protocol_class = _protocol_class(pool.protocol_class, host, port)
@@ -121,26 +135,40 @@ class ApnsProvider:
             MaxAttemptsExceeded,
             OSError,
         ) as exc:
-            return SendResult.retry(f"apns transport: {type(exc).__name__}")
-        return self._classify(result.status, result.description or "", result.timestamp, target)
-
-    def _classify(
-        self, status: str, reason: str, timestamp: int | None, target: Target
-    ) -> SendResult:
-        if status == "200":
-            return SendResult.delivered()
-        if status == "410" and reason in GONE_REASONS:
-            if timestamp is not None:
-                invalid_since = datetime.fromtimestamp(timestamp / 1000, UTC)
-                if invalid_since < target.registered_at:
-                    # The app registered this token again after APNs saw it die: trust the app.
-                    return SendResult.failed(f"{reason} predates the last registration")
-            return SendResult.token_dead(reason)
-        if status == "400" and reason in DEAD_TOKEN_REASONS:
-            return SendResult.token_dead(reason)
-        if status in ("429", "500", "503"):
-            return SendResult.retry(reason or status)
-        return self._config_errors.report(f"HTTP {status} {reason}")
+            return SendResult.unavailable(f"apns transport: {type(exc).__name__}")
+        return classify_answer(
+            result.status,
+            result.description or "",
+            result.timestamp,
+            target.registered_at,
+            self._config_errors.report,
+        )
 
     async def close(self) -> None:
         self._client.pool.close()
+
+
+def classify_answer(
+    status: str,
+    reason: str,
+    timestamp: int | None,
+    registered_at: datetime,
+    config_error: Callable[[str], SendResult],
+) -> SendResult:
+    """What an APNs answer means (shared/PROVIDERS.md's table); pure, unit-tested."""
+    if status == "200":
+        return SendResult.delivered()
+    if status == "410" and reason in GONE_REASONS:
+        if timestamp is not None:
+            invalid_since = datetime.fromtimestamp(timestamp / 1000, UTC)
+            if invalid_since < registered_at:
+                # The app registered this token again after APNs saw it die: trust the app.
+                return SendResult.failed(f"{reason} predates the last registration")
+        return SendResult.token_dead(reason)
+    if status == "400" and reason in DEAD_TOKEN_REASONS:
+        return SendResult.token_dead(reason)
+    if status == "429":
+        return SendResult.retry(reason or status)
+    if status in ("500", "503"):
+        return SendResult.unavailable(reason or status)
+    return config_error(f"HTTP {status} {reason}")

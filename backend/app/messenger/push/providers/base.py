@@ -1,50 +1,62 @@
 """The one interface every push provider adapter implements (after matrix-org/sygnal's pushkins).
 
 An adapter sends one notification to one device and says what happened in provider-neutral
-terms; the dispatcher decides what that means for the device and for retries.
+terms (a `Verdict`); the retry policy decides what that means for the delivery. Each adapter
+owns its transport (HTTP client, TLS trust), its concurrency limits and `close()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
 from backend.app.messenger.push.payloads import Notification
 from backend.app.metrics import PROVIDER_CONFIG_ERRORS
 
+log = logging.getLogger(__name__)
 
-class Outcome(StrEnum):
+
+class Verdict(StrEnum):
+    """A provider's answer, before the retry policy turns it into a delivery outcome."""
+
     DELIVERED = "delivered"
     TOKEN_DEAD = "token_dead"
-    RETRY = "retry"
+    RETRYABLE = "retryable"
     FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    outcome: Outcome
+    outcome: Verdict
     retry_after: float | None = None  # seconds the provider asked us to wait, when it said
     reason: str | None = None
+    # The provider (not this device) is in trouble: connection error, timeout or 5xx.
+    # Feeds the app's circuit breaker.
+    provider_fault: bool = False
 
     @classmethod
     def delivered(cls) -> SendResult:
-        return cls(Outcome.DELIVERED)
+        return cls(Verdict.DELIVERED)
 
     @classmethod
     def token_dead(cls, reason: str) -> SendResult:
-        return cls(Outcome.TOKEN_DEAD, reason=reason)
+        return cls(Verdict.TOKEN_DEAD, reason=reason)
 
     @classmethod
     def retry(cls, reason: str, retry_after: float | None = None) -> SendResult:
-        return cls(Outcome.RETRY, retry_after=retry_after, reason=reason)
+        return cls(Verdict.RETRYABLE, retry_after=retry_after, reason=reason)
+
+    @classmethod
+    def unavailable(cls, reason: str, retry_after: float | None = None) -> SendResult:
+        return cls(Verdict.RETRYABLE, retry_after=retry_after, reason=reason, provider_fault=True)
 
     @classmethod
     def failed(cls, reason: str) -> SendResult:
-        return cls(Outcome.FAILED, reason=reason)
+        return cls(Verdict.FAILED, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +68,37 @@ class Target:
     auth: str | None = None
 
 
-class PushProvider(Protocol):
+class PushProvider:
+    """Base of the adapters: bounded concurrency in two pools (bulk message pushes, and the
+    interactive `/devices/test` + `/internal/notify`, so neither can starve the other) and a
+    hard timeout around every send, whatever the adapter does inside."""
+
     name: str
 
-    async def send(self, target: Target, notification: Notification) -> SendResult: ...
+    def __init__(self, *, app_id: str, timeout: float, concurrency: int, interactive: int) -> None:
+        self.app_id = app_id
+        self.timeout = timeout
+        self.connection_limit = concurrency + interactive
+        self._bulk = asyncio.Semaphore(concurrency)
+        self._interactive = asyncio.Semaphore(interactive)
 
-    async def close(self) -> None: ...
+    async def deliver(
+        self, target: Target, notification: Notification, *, interactive: bool = False
+    ) -> SendResult:
+        async with self._interactive if interactive else self._bulk:
+            try:
+                return await asyncio.wait_for(self.send(target, notification), self.timeout)
+            except TimeoutError:
+                return SendResult.unavailable(f"{self.name} timed out")
+            except Exception as exc:
+                log.exception("%s adapter raised; treating as retryable", self.name)
+                return SendResult.retry(f"adapter error: {type(exc).__name__}")
+
+    async def send(self, target: Target, notification: Notification) -> SendResult:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release the transport this adapter owns."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

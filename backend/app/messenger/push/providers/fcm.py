@@ -1,5 +1,5 @@
 """FCM HTTP v1 through pyfcm: pyfcm owns the service-account credentials and builds the
-payload; the POST goes through our shared aiohttp session.
+payload; the POST goes through this adapter's own aiohttp session (system trust store).
 
 Why not `pyfcm.notify()`: it blocks, its exceptions carry no status or Retry-After, and
 on 429 it sleeps and recurses without limit (see shared/PROVIDERS.md). Its async helper
@@ -13,15 +13,17 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from pyfcm import FCMNotification
 
-from backend.app.config import Settings
+from backend.app.messenger.push.apps import FcmCredentials, Transport
 from backend.app.messenger.push.payloads import Notification, fit_body
 from backend.app.messenger.push.providers.base import (
     ConfigErrorReporter,
+    PushProvider,
     SendResult,
     Target,
     parse_retry_after,
@@ -33,23 +35,32 @@ QUOTA_BACKOFF_SECONDS = 60.0  # FCM asks for at least this without a Retry-After
 TOKEN_REFRESH_MARGIN = 300.0
 
 
-class FcmProvider:
+class FcmProvider(PushProvider):
     name = "fcm"
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
-        self._fcm = FCMNotification(
-            service_account_file=settings.fcm_credentials_file,
-            project_id=settings.fcm_project_id or None,
+    def __init__(self, app_id: str, credentials: FcmCredentials, transport: Transport) -> None:
+        """Must run inside the event loop (the aiohttp session binds to it)."""
+        super().__init__(
+            app_id=app_id,
+            timeout=transport.send_timeout,
+            concurrency=transport.concurrency,
+            interactive=transport.interactive_concurrency,
         )
-        base = settings.fcm_endpoint.rstrip("/")
+        self._fcm = FCMNotification(
+            service_account_file=credentials.credentials_file,
+            project_id=credentials.project_id or None,
+        )
+        base = transport.fcm_endpoint.rstrip("/")
         self._fcm.FCM_END_POINT_BASE = f"{base}/projects"
         _ = (
             self._fcm.fcm_end_point
         )  # loads the service-account file now: fail at start, not per push
-        project_id = settings.fcm_project_id or self._fcm.credentials.project_id
+        project_id = credentials.project_id or self._fcm.credentials.project_id
         self._url = f"{base}/projects/{project_id}/messages:send"
-        self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=settings.push_send_timeout_seconds)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connection_limit, ttl_dns_cache=300)
+        )
+        self._timeout = aiohttp.ClientTimeout(total=transport.send_timeout)
         self._authorization: str | None = None
         self._authorization_expires = 0.0
         self._refresh_lock = asyncio.Lock()
@@ -61,7 +72,10 @@ class FcmProvider:
             return self._authorization  # type: ignore[return-value]
         async with self._refresh_lock:
             if not self._fresh(stale):
-                headers = await asyncio.to_thread(self._fcm.request_headers)
+                # google-auth has no timeout of its own: never wait longer than one send.
+                headers = await asyncio.wait_for(
+                    asyncio.to_thread(self._fcm.request_headers), self.timeout
+                )
                 expiry = getattr(self._fcm.credentials, "expiry", None)
                 lifetime = expiry.timestamp() - time.time() if expiry is not None else 3600.0
                 self._authorization = headers["Authorization"]
@@ -102,10 +116,10 @@ class FcmProvider:
                 authorization = await self._auth_header(stale=authorization)
                 status, body, headers = await self._post(payload, authorization)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult.retry(f"fcm transport: {type(exc).__name__}")
+            return SendResult.unavailable(f"fcm transport: {type(exc).__name__}")
         except Exception as exc:  # credentials refresh failed (google-auth via pyfcm)
             return self._config_errors.report(f"cannot obtain an access token: {exc}")
-        return self._classify(status, body, headers)
+        return classify_answer(status, body, headers, self._config_errors.report)
 
     async def _post(
         self, payload: bytes, authorization: str
@@ -123,29 +137,36 @@ class FcmProvider:
                 body = {}
             return response.status, body if isinstance(body, dict) else {}, dict(response.headers)
 
-    def _classify(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> SendResult:
-        if status == 200:
-            return SendResult.delivered()
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        code = _fcm_error_code(error) or str(error.get("status") or status)
-        message = str(error.get("message") or "")
-        retry_after = parse_retry_after(headers.get("Retry-After"))
-        if status == 404 or code == "UNREGISTERED":
-            return SendResult.token_dead("UNREGISTERED")
-        if code == "SENDER_ID_MISMATCH":
-            return SendResult.token_dead("SENDER_ID_MISMATCH")
-        if status == 400 and "registration token" in message.lower():
-            return SendResult.token_dead(f"INVALID_ARGUMENT: {message}")
-        if status == 429:
-            return SendResult.retry(
-                code, retry_after if retry_after is not None else QUOTA_BACKOFF_SECONDS
-            )
-        if status >= 500:
-            return SendResult.retry(code, retry_after)
-        return self._config_errors.report(f"HTTP {status} {code}: {message}")
-
     async def close(self) -> None:
-        pass  # the aiohttp session belongs to the dispatcher
+        await self._session.close()
+
+
+def classify_answer(
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    config_error: Callable[[str], SendResult],
+) -> SendResult:
+    """What an FCM v1 answer means (shared/PROVIDERS.md's table); pure, unit-tested."""
+    if status == 200:
+        return SendResult.delivered()
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    code = _fcm_error_code(error) or str(error.get("status") or status)
+    message = str(error.get("message") or "")
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 404 or code == "UNREGISTERED":
+        return SendResult.token_dead("UNREGISTERED")
+    if code == "SENDER_ID_MISMATCH":
+        return SendResult.token_dead("SENDER_ID_MISMATCH")
+    if status == 400 and "registration token" in message.lower():
+        return SendResult.token_dead(f"INVALID_ARGUMENT: {message}")
+    if status == 429:
+        return SendResult.retry(
+            code, retry_after if retry_after is not None else QUOTA_BACKOFF_SECONDS
+        )
+    if status >= 500:
+        return SendResult.unavailable(code, retry_after)
+    return config_error(f"HTTP {status} {code}: {message}")
 
 
 def _fcm_error_code(error: dict[str, Any]) -> str | None:

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import aiohttp
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush_async
 
-from backend.app.config import Settings
+from backend.app.messenger.devices.validation import TokenError, check_endpoint
+from backend.app.messenger.push.apps import Transport, WebPushCredentials
 from backend.app.messenger.push.payloads import Notification, fit_body
 from backend.app.messenger.push.providers.base import (
     ConfigErrorReporter,
+    PushProvider,
     SendResult,
     Target,
     parse_retry_after,
+)
+from backend.app.messenger.push.providers.webpush_transport import (
+    AddressRefused,
+    web_push_session,
 )
 
 log = logging.getLogger(__name__)
@@ -30,20 +37,37 @@ TTL_SECONDS = 86400
 MAX_PLAINTEXT = 3993
 
 
-class WebPushProvider:
+class WebPushProvider(PushProvider):
     name = "web_push"
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
-        self._vapid = Vapid.from_raw(settings.web_push_private_key.encode())
-        self._sub = settings.web_push_claims_sub
+    def __init__(self, app_id: str, credentials: WebPushCredentials, transport: Transport) -> None:
+        """Must run inside the event loop (the aiohttp session binds to it)."""
+        super().__init__(
+            app_id=app_id,
+            timeout=transport.send_timeout,
+            concurrency=transport.concurrency,
+            interactive=transport.interactive_concurrency,
+        )
+        self._vapid = Vapid.from_raw(credentials.private_key.encode())
+        self.public_key = credentials.public_key
+        self._sub = credentials.claims_sub
         if not self._sub:
             self._sub = "mailto:push@localhost"
-            log.warning("WEB_PUSH_CLAIMS_EMAIL is not set; Apple and Mozilla may refuse pushes")
-        self._session = session
-        self._timeout = settings.push_send_timeout_seconds
+            log.warning("no Web Push claims email (app %s); Apple and Mozilla may refuse", app_id)
+        self._allowlist = transport.web_push_allowlist
+        self._session = web_push_session(
+            ca_file=transport.web_push_ca_file,
+            allowlist=transport.web_push_allowlist,
+            connection_limit=self.connection_limit,
+        )
+        self._timeout = transport.send_timeout
         self._config_errors = ConfigErrorReporter(self.name, log)
 
     async def send(self, target: Target, notification: Notification) -> SendResult:
+        try:
+            check_endpoint(target.token, self._allowlist)  # the allow-list may have shrunk
+        except TokenError as exc:
+            return SendResult.failed(f"endpoint refused: {exc}")
         payload = fit_body(
             lambda body: json.dumps(
                 {"title": notification.title, "body": body, "data": notification.data},
@@ -66,28 +90,35 @@ class WebPushProvider:
                 vapid_claims={"sub": self._sub},  # fresh dict per call, see module doc
                 ttl=TTL_SECONDS,
                 headers=headers,
-                aiohttp_session=self._session,
+                aiohttp_session=self._session,  # type: ignore[arg-type]
                 timeout=self._timeout,
             )
             response.release()  # type: ignore[union-attr]
         except WebPushException as exc:
-            return self._classify(exc)
+            return classify_error(exc, self._config_errors.report)
+        except AddressRefused:
+            return SendResult.failed("endpoint resolves to a refused address")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult.retry(f"web push transport: {type(exc).__name__}")
+            return SendResult.unavailable(f"web push transport: {type(exc).__name__}")
         return SendResult.delivered()
 
-    def _classify(self, exc: WebPushException) -> SendResult:
-        response = exc.response
-        status = getattr(response, "status", None) or getattr(response, "status_code", None)
-        if status is None:
-            return SendResult.retry(f"web push: {exc.message}")
-        if status in (404, 410):
-            return SendResult.token_dead(f"HTTP {status}")
-        if status == 429 or status >= 500:
-            return SendResult.retry(
-                f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))
-            )
-        return self._config_errors.report(f"HTTP {status}")
-
     async def close(self) -> None:
-        pass  # the aiohttp session belongs to the dispatcher
+        await self._session.close()
+
+
+def classify_error(exc: WebPushException, config_error: Callable[[str], SendResult]) -> SendResult:
+    """What a push service's refusal means (shared/PROVIDERS.md's table); pure, unit-tested."""
+    response = exc.response
+    status = getattr(response, "status", None) or getattr(response, "status_code", None)
+    if status is None:
+        return SendResult.retry(f"web push: {exc.message}")
+    if 300 <= status < 400:
+        return SendResult.failed(f"HTTP {status}: redirects are not followed")
+    if status in (404, 410):
+        return SendResult.token_dead(f"HTTP {status}")
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return SendResult.retry(f"HTTP {status}", retry_after)
+    if status >= 500:
+        return SendResult.unavailable(f"HTTP {status}", retry_after)
+    return config_error(f"HTTP {status}")

@@ -1,0 +1,19 @@
+"""Push functions other packages call (they never touch the push tables themselves)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.app.messenger.push import repository
+
+
+async def stop_pending_pushes(
+    session: AsyncSession, *, device_ids: Sequence[int], reason: str
+) -> int:
+    """Every push still pending for these devices ends as `failed` (e.g. the token moved to
+    another user: nothing meant for its previous owner may reach it). Returns how many."""
+    return await repository.cancel_pending_for_devices(
+        session, device_ids=device_ids, reason=reason
+    )
