@@ -1,4 +1,4 @@
-"""The `messenger` command: serve, worker, migrate, prune, vapid-keys, token.
+"""The `messenger` command: serve, worker, migrate, prune, vapid-keys, token, digest.
 
 Logs go to stderr; stdout carries only what a command is asked to print.
 """
@@ -210,6 +210,45 @@ def token(
     settings = Settings()
     _require_jwt_secret(settings)
     typer.echo(mint_token(settings, user_id=user, name=name, admin=admin, ttl_seconds=ttl))
+
+
+@cli.command()
+def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
+    """Send that user's digest now if anything is unread; prints `sent` or `nothing`."""
+    from datetime import UTC, datetime
+
+    from backend.app.db import create_engine, create_sessionmaker
+    from backend.app.messenger.digest.service import send_digest_now
+    from backend.app.messenger.digest.sources import default_source
+    from backend.app.messenger.email.sender import EmailSender
+
+    _setup_logging()
+    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
+    if not settings.email_enabled:
+        log.warning("email is off (SMTP_HOST is not set): no digest can be sent")
+
+    async def main() -> bool:
+        engine = create_engine(settings.database_url, pool_size=2)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            async with sessionmaker.begin() as session:
+                email_id = await send_digest_now(
+                    session,
+                    settings,
+                    user_id=user,
+                    source=default_source(),
+                    now=datetime.now(UTC),
+                )
+            if email_id is None:
+                log.info("no digest for this user: nothing unread, email off, or no address")
+                return False
+            # Queued durably; try it at once (an unreachable server leaves it to the workers).
+            await EmailSender(settings, sessionmaker).deliver_due(only_ids=[email_id])
+            return True
+        finally:
+            await engine.dispose()
+
+    typer.echo("sent" if asyncio.run(main()) else "nothing")
 
 
 def main() -> None:

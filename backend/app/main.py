@@ -109,6 +109,18 @@ async def open_runtime(
                     name="notifications",
                 )
             )
+        if background and settings.email_enabled:
+            from backend.app.messenger.digest.scheduler import digest_loop
+            from backend.app.messenger.email.sender import EmailSender
+
+            sender = EmailSender(settings, background_sessionmaker)
+            tasks.append(asyncio.create_task(sender.run(), name="email"))
+            tasks.append(
+                asyncio.create_task(
+                    digest_loop(background_sessionmaker, settings, on_queued=sender.wake),
+                    name="digest",
+                )
+            )
 
         async def cancel_tasks() -> None:
             for task in tasks:

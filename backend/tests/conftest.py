@@ -164,3 +164,24 @@ async def push_server(start_server: ServerFactory, providers: Providers) -> Live
 async def push_client(push_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=push_server.url + API, timeout=30) as http:
         yield http
+
+
+# -- email: a real SMTP server ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[Any]:
+    from backend.devtools.emulators.smtp import SmtpSink
+
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def smtp(smtp_sink: Any) -> Iterator[Any]:
+    """The session's SMTP sink, running and empty (a test may stop it to play an outage)."""
+    smtp_sink.start()
+    smtp_sink.reset()
+    yield smtp_sink
+    smtp_sink.start()
+    smtp_sink.reset()
