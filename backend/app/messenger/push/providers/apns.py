@@ -1,9 +1,11 @@
 """APNs over HTTP/2 through aioapns, token (.p8) authentication.
 
-Two adjustments to aioapns 4.0, both by subclassing its connection protocol:
+Three adjustments to aioapns 4.0, all by subclassing its connection protocol:
 - it never returns HTTP/2 receive-window credit for response bodies, so after ~64 KiB
   of error bodies (≈1,300 `Unregistered` answers, a fan-out to stale tokens) later
   responses never arrive; we acknowledge every data frame;
+- an answer to a send that already timed out made it set a result on a cancelled future,
+  and the error closed the connection with every push in flight; such answers are dropped;
 - host and port come from class attributes; `APNS_HOST` overrides them for an emulator
   or a proxy (and `APNS_CA_FILE` adds a CA to trust).
 """
@@ -42,12 +44,38 @@ def _protocol_class(base: type, host: str | None, port: int | None) -> type:
         # Return the flow-control credit aioapns forgets; sent by its flush() after this event.
         self.conn.acknowledge_received_data(len(raw_data), stream_id)
 
-    attributes: dict[str, object] = {"on_data_received": on_data_received}
+    def on_response_received(self, headers: dict[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
+        # A send that timed out (asyncio.wait_for cancelled its future) may still be
+        # answered; aioapns would call set_result on the cancelled future, and the
+        # InvalidStateError from inside the protocol callback closes the connection with
+        # every other push in flight on it.
+        _forget_abandoned(self, headers.get(b"apns-id", b"").decode("utf8"))
+        base.on_response_received(self, headers)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # type: ignore[no-untyped-def]
+        for notification_id in [n for n, f in self.requests.items() if f.done()]:
+            del self.requests[notification_id]
+        base.connection_lost(self, exc)
+
+    attributes: dict[str, object] = {
+        "on_data_received": on_data_received,
+        "on_response_received": on_response_received,
+        "connection_lost": connection_lost,
+    }
     if host:
         attributes["APNS_SERVER"] = host
     if port:
         attributes["APNS_PORT"] = port
     return type(f"Messenger{base.__name__}", (base,), attributes)
+
+
+def _forget_abandoned(protocol: object, notification_id: str) -> None:
+    """Drop the request of an answer nobody waits for any more (its future is done), so
+    that aioapns treats the answer as one for an unknown request (a warning, no error)."""
+    requests = protocol.requests  # type: ignore[attr-defined]
+    future = requests.get(notification_id)
+    if future is not None and future.done():
+        del requests[notification_id]
 
 
 class ApnsProvider(PushProvider):
