@@ -16,6 +16,7 @@ from backend.app.messenger.notifications.models import (
     NotificationRecipient,
 )
 from backend.app.messenger.notifications.vocabulary import EmailStatus, PushStatus, TargetKind
+from backend.app.messenger.push.service import notification_push_counts
 
 
 def encode_cursor(created_at: datetime, notification_id: uuid.UUID) -> str:
@@ -59,6 +60,7 @@ async def list_history(
     ids = [n.id for n in page]
     recipients = {r.notification_id: r for r in await _recipient_counts(session, ids)}
     inbox = {r.notification_id: r for r in await _inbox_counts(session, ids)}
+    pushes = await notification_push_counts(session, notification_ids=ids)
     items = []
     for n in page:
         rec, box = recipients.get(n.id), inbox.get(n.id)
@@ -72,9 +74,8 @@ async def list_history(
                 "send_at": n.send_at,
                 "status": n.status,
                 "recipients": rec.total if rec else 0,
-                "push": {
-                    s.value: getattr(rec, f"push_{s.value}", 0) if rec else 0 for s in PushStatus
-                },
+                # Device pushes by outcome, from the push deliveries themselves.
+                "push": {s.value: pushes.get(n.id, {}).get(s.value, 0) for s in PushStatus},
                 "in_app": {"read": box.read if box else 0, "unread": box.unread if box else 0},
                 "email": {
                     s.value: getattr(rec, f"email_{s.value}", 0) if rec else 0 for s in EmailStatus
@@ -89,9 +90,6 @@ async def _recipient_counts(session: AsyncSession, ids: list[uuid.UUID]) -> list
         return []
     r = NotificationRecipient
     columns = [func.count().label("total")]
-    columns += [
-        func.count().filter(r.push_status == s).label(f"push_{s.value}") for s in PushStatus
-    ]
     columns += [
         func.count().filter(r.email_status == s).label(f"email_{s.value}") for s in EmailStatus
     ]
