@@ -23,7 +23,14 @@ async def test_create_conversation_answers_201_with_the_caller_as_participant(
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "title", "participant_ids", "created_at"}
+    assert set(body) == {
+        "id",
+        "title",
+        "participant_ids",
+        "created_at",
+        "unread_count",
+        "last_read_message_id",
+    }
     uuid.UUID(body["id"])
     assert body["title"] == "Trip"
     assert sorted(body["participant_ids"]) == ["alice", "bob", "carol"]

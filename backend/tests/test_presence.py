@@ -54,7 +54,7 @@ async def test_user_who_never_connected_is_offline_without_last_seen(
 
     answer = await presence(client, "alice", "bob")
 
-    assert answer == {"bob": {"online": False, "last_seen": None}}
+    assert answer == {"bob": {"online": False, "state": "offline", "last_seen": None}}
 
 
 async def test_user_is_offline_right_after_a_clean_disconnect_and_last_seen_is_kept(
@@ -244,7 +244,7 @@ async def test_presence_of_a_user_without_a_shared_conversation_is_hidden(
     async with ws_client(server.ws_url, "bob"):
         answer = await presence(client, "alice", "bob")
 
-    assert answer == {"bob": {"online": False, "last_seen": None}}
+    assert answer == {"bob": {"online": False, "state": "offline", "last_seen": None}}
 
 
 async def test_presence_answers_for_every_requested_user(
@@ -343,7 +343,7 @@ async def test_presence_of_10000_users_takes_one_round_trip(
     assert counter["writes"] == 1
     assert {u for u, info in answer.items() if info.online} == ONLINE - {"user-7"}
     assert answer["user-7"].last_seen is not None
-    assert answer["user-8"] == presence_store.PresenceInfo(online=False, last_seen=None)
+    assert answer["user-8"] == presence_store.OFFLINE
 
 
 async def test_expired_connection_entries_count_as_offline(

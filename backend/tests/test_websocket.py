@@ -421,3 +421,14 @@ async def test_a_client_that_cannot_keep_up_is_disconnected_without_blocking_oth
         await asyncio.gather(fast, return_exceptions=True)
         await hub.stop()
         await redis.aclose()
+
+
+def test_broadcast_channel_is_per_redis_database() -> None:
+    """Pub/sub ignores database numbers: services on other databases must not hear us."""
+    from redis.asyncio import Redis
+
+    from backend.app.messenger.realtime.broadcast import broadcast_channel
+
+    assert broadcast_channel(Redis.from_url("redis://127.0.0.1:6379/0")) != broadcast_channel(
+        Redis.from_url("redis://127.0.0.1:6379/3")
+    )

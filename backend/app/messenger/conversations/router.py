@@ -37,6 +37,8 @@ def _out(view: ConversationView) -> ConversationOut:
         title=view.title,
         participant_ids=view.participant_ids,
         created_at=view.created_at,
+        unread_count=view.unread_count,
+        last_read_message_id=view.last_read_message_id,
     )
 
 

@@ -44,6 +44,10 @@ class ConversationOut(BaseModel):
     title: str | None
     participant_ids: list[str]
     created_at: datetime
+    unread_count: int = Field(description="Messages from others after the caller's read position")
+    last_read_message_id: uuid.UUID | None = Field(
+        description="The caller's read position (null before they read or sent anything)"
+    )
 
 
 class ConversationList(BaseModel):

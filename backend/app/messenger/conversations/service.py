@@ -52,6 +52,9 @@ class ConversationView:
     title: str | None
     participant_ids: list[str]
     created_at: datetime
+    # The viewer's read state (see read_state.py): messages from others after their position.
+    unread_count: int = 0
+    last_read_message_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ def _conversations_of(user_id: str) -> Select[Any]:
             Conversation.created_at,
             participant_ids_of(Conversation.id).label("participant_ids"),
             func.coalesce(last_message.c.created_at, Conversation.created_at).label("activity"),
+            (Conversation.last_seq - Participant.last_read_seq).label("unread_count"),
+            Participant.last_read_message_id,
         )
         .join(
             Participant,
@@ -112,6 +117,8 @@ def _view(row: Any) -> ConversationView:
         title=row.title,
         participant_ids=list(row.participant_ids or []),
         created_at=row.created_at,
+        unread_count=max(row.unread_count, 0),
+        last_read_message_id=row.last_read_message_id,
     )
 
 
@@ -195,6 +202,20 @@ async def ensure_participant(
         raise ConversationNotFound(conversation_id)
 
 
+def caught_up_position(conversation_id: uuid.UUID) -> dict[str, Any]:
+    """Column values putting a new member's read position at the conversation's latest
+    message (scalar subqueries on primary keys; last_read_message_id NULL before any)."""
+    last_seq = (
+        select(Conversation.last_seq).where(Conversation.id == conversation_id).scalar_subquery()
+    )
+    last_message = (
+        select(Message.id)
+        .where(Message.conversation_id == conversation_id, Message.seq == last_seq)
+        .scalar_subquery()
+    )
+    return {"last_read_seq": last_seq, "last_read_message_id": last_message}
+
+
 async def add_participants(
     session: AsyncSession,
     *,
@@ -204,7 +225,10 @@ async def add_participants(
     max_participants: int,
 ) -> ConversationView:
     """Any participant may add others; ids already in are left as they are (settings kept).
-    Users who blocked the adder are left out silently. Past MAX_PARTICIPANTS nothing changes."""
+    Users who blocked the adder are left out silently. Past MAX_PARTICIPANTS nothing changes.
+    Newcomers start caught up (position = the latest message): history from before they
+    joined is readable but not "unread".
+    """
     await ensure_participant(session, conversation_id=conversation_id, user_id=user_id)
     # Serialise additions to one conversation, so concurrent ones cannot pass the cap together.
     await session.execute(
@@ -221,9 +245,15 @@ async def add_participants(
     if len(current) + len(joining) > max_participants:
         raise TooManyParticipants(f"a conversation holds at most {max_participants} participants")
     if joining:
+        position = caught_up_position(conversation_id)
         await session.execute(
             insert(Participant)
-            .values([{"conversation_id": conversation_id, "user_id": new} for new in joining])
+            .values(
+                [
+                    {"conversation_id": conversation_id, "user_id": new, **position}
+                    for new in joining
+                ]
+            )
             .on_conflict_do_nothing(
                 index_elements=[Participant.conversation_id, Participant.user_id]
             )

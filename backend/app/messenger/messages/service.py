@@ -9,17 +9,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.auth import CurrentUser
-from backend.app.messenger.conversations.models import Conversation, Participant
-from backend.app.messenger.conversations.service import (
-    ConversationNotFound,
-    ensure_participant,
-    participant_ids_of,
+from backend.app.messenger.conversations.message_seq import (
+    claim_message_seq,
+    release_message_seq,
 )
+from backend.app.messenger.conversations.read_state import ReadMove
+from backend.app.messenger.conversations.service import ConversationNotFound, ensure_participant
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH
 from backend.app.messenger.push.outbox import enqueue_message_push
@@ -53,6 +53,8 @@ class SentMessage:
     created: bool  # False: a repeated client_msg_id, `message` is the original
     push_job_id: int | None  # None when nothing was created
     participant_ids: list[str]
+    # The sender's read position moved to this message (None when nothing was created).
+    sender_read_move: ReadMove | None = None
 
 
 def _validate(content: str, client_msg_id: str | None) -> None:
@@ -65,17 +67,6 @@ def _validate(content: str, client_msg_id: str | None) -> None:
 
 
 # Built once: constructing these expressions on every send cost more CPU than running them.
-_CONVERSATION_OF_SENDER = (
-    select(Conversation.title, participant_ids_of(Conversation.id).label("participant_ids"))
-    .join(
-        Participant,
-        and_(
-            Participant.conversation_id == Conversation.id,
-            Participant.user_id == bindparam("sender_id"),
-        ),
-    )
-    .where(Conversation.id == bindparam("conversation_id"))
-)
 _INSERT_MESSAGE = insert(Message).returning(Message)
 _INSERT_MESSAGE_ONCE = (
     insert(Message)
@@ -95,31 +86,33 @@ async def send_message(
 ) -> SentMessage:
     """Store a message and its push job in the caller's transaction.
 
-    Idempotent per (sender, client_msg_id), race-free: INSERT ... ON CONFLICT DO NOTHING
-    waits for a concurrent insert of the same key and then yields to it; the original is
-    read back and nothing else happens (no push job, no announcement).
+    The message takes the conversation's next `seq` (which locks the conversation row
+    until commit: sends of one conversation serialise) and moves the sender's read position
+    to it. Idempotent per (sender, client_msg_id), race-free: INSERT ... ON CONFLICT DO
+    NOTHING waits for a concurrent insert of the same key and then yields to it; the claim
+    is undone, the original is read back and nothing else happens (no push job, no
+    announcement).
     """
     _validate(content, client_msg_id)
-    conversation = (
-        await session.execute(
-            _CONVERSATION_OF_SENDER, {"conversation_id": conversation_id, "sender_id": sender.id}
-        )
-    ).one_or_none()
-    if conversation is None:
-        raise ConversationNotFound(conversation_id)
-    participant_ids = list(conversation.participant_ids)
+    message_id = uuid.uuid4()
+    claim = await claim_message_seq(
+        session, conversation_id=conversation_id, sender_id=sender.id, message_id=message_id
+    )
+    participant_ids = claim.participant_ids
 
     statement = _INSERT_MESSAGE if client_msg_id is None else _INSERT_MESSAGE_ONCE
     row = {
-        "id": uuid.uuid4(),
+        "id": message_id,
         "conversation_id": conversation_id,
         "sender_id": sender.id,
         "content": content,
         "client_msg_id": client_msg_id,
+        "seq": claim.seq,
     }
     message = (await session.scalars(statement, [row])).one_or_none()
 
     if message is None:  # the client_msg_id was used before: answer with the original
+        await release_message_seq(session, claim=claim)
         original = (
             await session.scalars(
                 select(Message).where(
@@ -137,11 +130,15 @@ async def send_message(
         session,
         message=message,
         sender_name=sender.display_name,
-        conversation_title=conversation.title,
+        conversation_title=claim.title,
         include_content=include_content,
     )
     return SentMessage(
-        message=message, created=True, push_job_id=job_id, participant_ids=participant_ids
+        message=message,
+        created=True,
+        push_job_id=job_id,
+        participant_ids=participant_ids,
+        sender_read_move=claim.sender_move,
     )
 
 

@@ -4,8 +4,10 @@ Error codes (`{"type": "error", "code", "detail"}`; the connection stays open):
 `frame_too_large` (over 64 KiB), `invalid_json`, `invalid_frame` (not a JSON object, no
 string `type`, binary frame, or fields of a known type that fail validation),
 `unknown_type`, `rate_limited` (with `retry_after` seconds: more than
-MESSAGE_RATE_PER_MINUTE sends over REST and WebSocket together), `not_found` (no such conversation or not a participant), `conflict`
-(client_msg_id already used in another conversation), `internal_error`.
+MESSAGE_RATE_PER_MINUTE sends over REST and WebSocket together), `not_found` (no such
+conversation or not a participant), `conflict` (client_msg_id already used in another
+conversation), `invalid_position` (a `conversation.read` whose `up_to` is no message of
+that conversation), `internal_error`.
 Errors about a `message.send` also carry its `client_msg_id`, so clients can tell which
 send failed.
 """
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backend.app.edge.text import UnsafeInput, loads_checked
 from backend.app.messenger.messages.schemas import ClientMsgId, Content
+from backend.app.messenger.presence import ConnectionState
 
 MAX_FRAME_BYTES = 64 * 1024
 
@@ -47,6 +50,19 @@ class SendFrame(BaseModel):
     conversation_id: uuid.UUID
     content: Content
     client_msg_id: ClientMsgId | None = None
+
+
+class PresenceFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    state: ConnectionState
+
+
+class ReadFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: uuid.UUID
+    up_to: uuid.UUID
 
 
 def _too_large(text: str) -> bool:
@@ -78,15 +94,33 @@ def parse_frame(text: str | None, data: bytes | None) -> dict[str, Any]:
     return frame
 
 
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'frame'}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
+def parse_presence(frame: dict[str, Any]) -> PresenceFrame:
+    try:
+        return PresenceFrame.model_validate(frame)
+    except ValidationError as exc:
+        raise FrameError("invalid_frame", f"invalid presence: {_problems(exc)}") from exc
+
+
+def parse_read(frame: dict[str, Any]) -> ReadFrame:
+    try:
+        return ReadFrame.model_validate(frame)
+    except ValidationError as exc:
+        raise FrameError("invalid_frame", f"invalid conversation.read: {_problems(exc)}") from exc
+
+
 def parse_send(frame: dict[str, Any]) -> SendFrame:
     client_msg_id = frame.get("client_msg_id")
     try:
         return SendFrame.model_validate(frame)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'frame'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = _problems(exc)
         raise FrameError(
             "invalid_frame",
             f"invalid message.send: {problems}",

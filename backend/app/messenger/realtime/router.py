@@ -9,21 +9,27 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, WebSocket, status
 
 from backend.app import ratelimit
-from backend.app.auth import CurrentUserDep, InvalidToken, decode_token
+from backend.app.auth import CurrentUserDep, WebSocketUserDep
 from backend.app.db import SessionDep
 from backend.app.errors import unprocessable
 from backend.app.messenger import presence
 from backend.app.messenger.blocks import service as blocks
+from backend.app.messenger.conversations import read_state
 from backend.app.messenger.conversations.service import users_sharing_a_conversation
 from backend.app.messenger.messages import service as messages
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import message_json
+from backend.app.messenger.read_state.events import announce_read
 from backend.app.messenger.realtime.hub import CLOSE_UNAUTHORIZED, Connection
 from backend.app.messenger.realtime.protocol import (
     FrameError,
+    PresenceFrame,
+    ReadFrame,
     SendFrame,
     error_frame,
     parse_frame,
+    parse_presence,
+    parse_read,
     parse_send,
 )
 from backend.app.messenger.realtime.schemas import PresenceResponse, UserPresence
@@ -35,17 +41,12 @@ MAX_PRESENCE_USERS = 1000
 
 
 @router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(websocket: WebSocket, user: WebSocketUserDep) -> None:
     """Real-time channel, `?token=<JWT>`. A bad or missing token is accepted, then closed
     with 4401 (browsers cannot read the status of a refused upgrade)."""
     rt = runtime_of(websocket)
     await websocket.accept()
-    token = websocket.query_params.get("token")
-    try:
-        if not token:
-            raise InvalidToken("missing token")
-        user = decode_token(token, rt.settings)
-    except InvalidToken:
+    if user is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
         return
     hub = rt.hub
@@ -79,6 +80,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 # Shielded: once the send started, it completes and is announced even if
                 # this connection is torn down meanwhile.
                 await asyncio.shield(hub.detach(_send(rt, connection, request)))
+            elif frame["type"] == "presence":
+                await _set_presence(rt, connection, parse_presence(frame))
+            elif frame["type"] == "conversation.read":
+                read = parse_read(frame)
+                await asyncio.shield(hub.detach(_read(rt, connection, read)))
             else:
                 raise FrameError("unknown_type", f"unknown frame type {frame['type']!r}")
         except FrameError as exc:
@@ -133,6 +139,46 @@ async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None
     await announce_message(rt, sent, exclude_connection_id=connection.id)
 
 
+async def _set_presence(rt: Runtime, connection: Connection, request: PresenceFrame) -> None:
+    """No answer (the contract says so); a Redis failure is logged, the connection lives on."""
+    try:
+        await presence.set_connection_state(
+            rt.redis,
+            user_id=connection.user.id,
+            connection_id=connection.id,
+            state=request.state,
+            ttl_seconds=rt.settings.presence_ttl_seconds,
+        )
+    except Exception:
+        log.warning("could not record presence state of connection %s", connection.id)
+
+
+async def _read(rt: Runtime, connection: Connection, request: ReadFrame) -> None:
+    """Same service as `POST /conversations/{id}/read`; every connection of the user
+    (this one included) gets `conversation.read` after the commit."""
+    try:
+        async with rt.sessionmaker.begin() as session:
+            result = await read_state.mark_read(
+                session,
+                conversation_id=request.conversation_id,
+                user_id=connection.user.id,
+                up_to=request.up_to,
+            )
+    except read_state.ConversationNotFound:
+        connection.send_json(error_frame("not_found", "Conversation not found"))
+        return
+    except read_state.MessageNotInConversation:
+        connection.send_json(
+            error_frame("invalid_position", "up_to is not a message of this conversation")
+        )
+        return
+    except Exception:
+        log.exception("conversation.read failed on connection %s", connection.id)
+        connection.send_json(error_frame("internal_error", "read not stored, retry"))
+        return
+    await announce_read(rt, user_id=connection.user.id, result=result)
+
+
 @router.get("/presence", response_model=PresenceResponse)
 async def get_presence(
     rt: RuntimeDep,
@@ -142,9 +188,10 @@ async def get_presence(
         str, Query(description=f"Comma-separated user ids, at most {MAX_PRESENCE_USERS}")
     ],
 ) -> PresenceResponse:
-    """Online flag and last-seen time of users who share a conversation with the caller
-    (and of the caller), unless they blocked the caller. Anyone else is reported offline with `last_seen: null`, exactly
-    like a user who was never seen, so the answer reveals nothing about strangers."""
+    """Online flag, state (`active`, `idle`, `offline`; online = active or idle) and
+    last-seen time of users who share a conversation with the caller (and of the caller),
+    unless they blocked the caller. Anyone else is reported offline with `last_seen: null`,
+    exactly like a user who was never seen, so the answer reveals nothing about strangers."""
     requested = list(dict.fromkeys(u.strip() for u in user_ids.split(",") if u.strip()))
     if len(requested) > MAX_PRESENCE_USERS:
         raise unprocessable(("query", "user_ids"), f"at most {MAX_PRESENCE_USERS} user ids")
@@ -162,7 +209,7 @@ async def get_presence(
     answers = {u: found.get(u, presence.OFFLINE) for u in requested}
     return PresenceResponse(
         presence={
-            u: UserPresence(online=info.online, last_seen=info.last_seen)
+            u: UserPresence(online=info.online, state=info.state, last_seen=info.last_seen)
             for u, info in answers.items()
         }
     )

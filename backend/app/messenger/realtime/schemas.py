@@ -4,9 +4,12 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from backend.app.messenger.presence import PresenceState
+
 
 class UserPresence(BaseModel):
     online: bool
+    state: PresenceState
     last_seen: datetime | None
 
 
