@@ -1,4 +1,4 @@
-"""notification delivery: push jobs name their notification; push statistics outlive raw rows
+"""notification delivery: push jobs and emails name their notification; push statistics outlive raw rows
 
 Revision ID: 0009
 Revises: 0008
@@ -28,6 +28,15 @@ def upgrade() -> None:
         ["notification_id"],
         postgresql_where=sa.text("notification_id IS NOT NULL"),
     )
+    op.add_column(
+        "emails", sa.Column("notification_id", postgresql.UUID(as_uuid=True), nullable=True)
+    )
+    op.create_index(
+        "ix_emails_notification_id",
+        "emails",
+        ["notification_id"],
+        postgresql_where=sa.text("notification_id IS NOT NULL"),
+    )
     op.create_table(
         "push_stats_hourly",
         sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
@@ -49,5 +58,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("push_notification_outcomes")
     op.drop_table("push_stats_hourly")
+    op.drop_index("ix_emails_notification_id", table_name="emails")
+    op.drop_column("emails", "notification_id")
     op.drop_index("ix_push_jobs_notification_id", table_name="push_jobs")
     op.drop_column("push_jobs", "notification_id")

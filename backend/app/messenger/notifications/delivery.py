@@ -8,8 +8,12 @@ high, the registered skip filters, every active device) and deliver it through t
 retries, dead-token handling, breaker and metrics as message pushes. Whatever is written here
 commits or rolls back with the batch, so a crash neither loses nor repeats a hand-off.
 
-Admin push counts are read back from the push deliveries (`push.service.notification_push_counts`),
-one grouped query per history page, so nothing is written per recipient.
+Channel `email`: one email per recipient who has an address and `email: true`
+(`preferences.service.email_recipients`), queued with `email.service.enqueue_notification_email`
+(idempotent per notification and user) and sent, retried and counted by the email package.
+
+Admin counts are read back from the push deliveries and the emails themselves (one grouped
+query each per history page), so nothing is written per recipient.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from collections.abc import Sequence
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.config import Settings
+from backend.app.messenger.email.service import enqueue_notification_email
 from backend.app.messenger.notifications.models import Notification, NotificationRecipient
 from backend.app.messenger.notifications.vocabulary import Channel, EmailStatus, PushStatus
+from backend.app.messenger.preferences.service import email_recipients
 from backend.app.messenger.push import outbox
 from backend.app.messenger.push.payloads import BODY_LIMIT, cut
 from backend.app.messenger.push.payloads import Notification as PushPayload
@@ -47,11 +54,26 @@ def push_payload(notification: Notification) -> PushPayload:
 
 
 async def hand_off(
-    session: AsyncSession, *, notification: Notification, user_ids: Sequence[str]
+    session: AsyncSession,
+    *,
+    notification: Notification,
+    user_ids: Sequence[str],
+    settings: Settings,
 ) -> None:
-    """Queue push work for these new recipients: one outbox job per batch, never per user."""
+    """Queue push and email work for these new recipients, set-based: one push outbox job for
+    the batch, one query for who gets email, one INSERT for their emails."""
     if not user_ids:
         return
+    if Channel.EMAIL in notification.channels:
+        await enqueue_notification_email(
+            session,
+            settings,
+            notification_id=str(notification.id),
+            recipients=await email_recipients(session, user_ids=user_ids),
+            title=notification.title,
+            body=notification.body,
+            action_url=notification.action_url,
+        )
     if Channel.PUSH in notification.channels:
         await outbox.enqueue_push(
             session,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.messenger.email.service import notification_email_counts
 from backend.app.messenger.notifications.models import (
     InboxEntry,
     Notification,
@@ -61,6 +62,7 @@ async def list_history(
     recipients = {r.notification_id: r for r in await _recipient_counts(session, ids)}
     inbox = {r.notification_id: r for r in await _inbox_counts(session, ids)}
     pushes = await notification_push_counts(session, notification_ids=ids)
+    emails = await notification_email_counts(session, notification_ids=ids)
     items = []
     for n in page:
         rec, box = recipients.get(n.id), inbox.get(n.id)
@@ -77,9 +79,8 @@ async def list_history(
                 # Device pushes by outcome, from the push deliveries themselves.
                 "push": {s.value: pushes.get(n.id, {}).get(s.value, 0) for s in PushStatus},
                 "in_app": {"read": box.read if box else 0, "unread": box.unread if box else 0},
-                "email": {
-                    s.value: getattr(rec, f"email_{s.value}", 0) if rec else 0 for s in EmailStatus
-                },
+                # Emails queued for it by status (recipients without an address get none).
+                "email": {s.value: emails.get(n.id, {}).get(s.value, 0) for s in EmailStatus},
             }
         )
     return items, following
@@ -90,9 +91,6 @@ async def _recipient_counts(session: AsyncSession, ids: list[uuid.UUID]) -> list
         return []
     r = NotificationRecipient
     columns = [func.count().label("total")]
-    columns += [
-        func.count().filter(r.email_status == s).label(f"email_{s.value}") for s in EmailStatus
-    ]
     result = await session.execute(
         select(r.notification_id, *columns)
         .where(r.notification_id.in_(ids))

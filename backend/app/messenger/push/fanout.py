@@ -22,6 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.app.messenger.blocks.service import users_blocking
 from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
+from backend.app.messenger.push.preference_filters import (
+    in_quiet_hours,
+    push_disabled_by_preference,
+)
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.vocabulary import Priority, PushKind, SkipReason
 from backend.app.metrics import PUSH_SKIPPED
@@ -76,7 +80,13 @@ class FanOutPolicy:
     def __init__(self, filters: dict[SkipReason, RecipientFilter] | None = None) -> None:
         # Applied in the contract's order of skip reasons, whatever the registration order.
         self.filters: dict[SkipReason, RecipientFilter] = (
-            {SkipReason.BLOCKED: blocked_the_sender} if filters is None else dict(filters)
+            {
+                SkipReason.PUSH_DISABLED: push_disabled_by_preference,
+                SkipReason.BLOCKED: blocked_the_sender,
+                SkipReason.QUIET_HOURS: in_quiet_hours,
+            }
+            if filters is None
+            else dict(filters)
         )
 
     def register(self, reason: SkipReason, recipient_filter: RecipientFilter) -> None:
