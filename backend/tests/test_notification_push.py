@@ -7,8 +7,8 @@ import asyncio
 
 import httpx
 
+from backend.devtools.emulators import fcm
 from backend.tests.conftest import LiveServer, Providers
-from backend.tests.emulators import fcm
 from backend.tests.messaging import eventually, ws_client
 from backend.tests.notification_helpers import accepted, admin_entry, subscribe, wait_until_sent
 from backend.tests.push_helpers import register_all_providers

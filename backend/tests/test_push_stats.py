@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from backend.app.config import Settings
+from backend.devtools.emulators import fcm
 from backend.tests.conftest import Providers, bearer
-from backend.tests.emulators import fcm
 from backend.tests.messaging import create_conversation, eventually, send_message
 from backend.tests.notification_helpers import accepted, admin_entry
 from backend.tests.push_helpers import register_all_providers

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.config import Settings
 from backend.app.messenger.email.service import enqueue_notification_email
-from backend.app.messenger.notifications.models import Notification, NotificationRecipient
-from backend.app.messenger.notifications.vocabulary import Channel, EmailStatus, PushStatus
+from backend.app.messenger.notifications.models import Notification
+from backend.app.messenger.notifications.vocabulary import Channel
 from backend.app.messenger.preferences.service import email_recipients
 from backend.app.messenger.push import outbox
 from backend.app.messenger.push.payloads import BODY_LIMIT, cut
@@ -81,34 +80,4 @@ async def hand_off(
             user_ids=list(user_ids),
             notification=push_payload(notification),
             notification_id=notification.id,
-        )
-
-
-async def record_push_outcomes(
-    session: AsyncSession, *, notification_id: object, outcomes: dict[str, PushStatus]
-) -> None:
-    """For the push integration: store each recipient's push outcome (for the admin counts)."""
-    for status in set(outcomes.values()):
-        await session.execute(
-            update(NotificationRecipient)
-            .where(
-                NotificationRecipient.notification_id == notification_id,
-                NotificationRecipient.user_id.in_([u for u, s in outcomes.items() if s == status]),
-            )
-            .values(push_status=status)
-        )
-
-
-async def record_email_outcomes(
-    session: AsyncSession, *, notification_id: object, outcomes: dict[str, EmailStatus]
-) -> None:
-    """For the email integration: store each recipient's email outcome."""
-    for status in set(outcomes.values()):
-        await session.execute(
-            update(NotificationRecipient)
-            .where(
-                NotificationRecipient.notification_id == notification_id,
-                NotificationRecipient.user_id.in_([u for u, s in outcomes.items() if s == status]),
-            )
-            .values(email_status=status)
         )
