@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,17 @@ from backend.tests.push_durability_support import worker_env, workers
 
 RECIPIENTS = 5_000
 SEND_CONCURRENCY = 50
+
+
+async def while_progressing(count: Callable[[], Awaitable[int]], target: int) -> None:
+    """Wait for `count()` to reach `target`, one hang guard per step of progress (a loaded
+    machine may take longer than one guard for 5,000 recipients; a stuck one still fails)."""
+    while (seen := await count()) < target:
+
+        async def moved(seen: int = seen) -> bool:
+            return await count() > seen
+
+        await eventually(moved)
 
 
 def start_worker(settings: dict[str, Any]) -> subprocess.Popen[bytes]:
@@ -123,8 +135,17 @@ async def test_a_push_broadcast_survives_a_killed_worker_and_pushes_each_device_
         assert materialised < RECIPIENTS  # the crash really was mid-broadcast
 
         start_push_worker(**small_batches)
+
+        async def materialised_now() -> int:
+            return int(await sql.fetchval("SELECT count(*) FROM notification_recipients"))
+
+        async def pushed() -> int:
+            return providers.fcm.count()
+
+        await while_progressing(materialised_now, RECIPIENTS)
         await wait_until_sent(client, notification_id)
         tokens = {f"fcm-{user}-token" for user in users}
+        await while_progressing(pushed, RECIPIENTS)
         await eventually(lambda: {r.key for r in providers.fcm.received} == tokens)
 
         async def settled() -> bool:
