@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
-from redis.asyncio import Redis
+from backend.app.redis_client import RedisClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
@@ -25,7 +25,7 @@ class Runtime:
     # Background work has its own pool so request bursts cannot starve it (and vice versa).
     background_engine: AsyncEngine
     background_sessionmaker: async_sessionmaker[AsyncSession]
-    redis: Redis
+    redis: RedisClient
     push: PushDispatcher
     # Only processes that serve the API hold WebSocket connections.
     hub: Hub | None = None

@@ -21,19 +21,23 @@ Every batch function is one round trip whatever the number of users: pipelines
 (transaction=False) for writes, and for the hot "who of these is online?" read a Lua script
 that returns only the online users' positions, because parsing one reply per user in
 redis-py costs ~20 µs each (200 ms for 10,000 users; the script takes ~30 ms). On Redis
-Cluster a script only takes keys of one slot: there, group the ids by slot and run one
-script per group (or use the pipeline in `presence_of`).
+Cluster a script only takes keys of one slot: there the ids are grouped by slot and each
+group gets one script call, all pipelined (one round trip per node).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from redis.asyncio import Redis
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
+
+from backend.app.redis_client import RedisClient, is_cluster
 
 # An emptied set disappears by itself; this margin keeps a key alive a little past its newest
 # entry so that instance clocks a few seconds apart do not cut a live connection short.
@@ -93,14 +97,14 @@ def _unique(user_ids: Iterable[str]) -> list[str]:
 
 
 async def connect(
-    redis: Redis, *, user_id: str, connection_id: str, ttl_seconds: int, now: float | None = None
+    redis: RedisClient, *, user_id: str, connection_id: str, ttl_seconds: int, now: float | None = None
 ) -> None:
     """Record a new live connection; also drops entries of this user that already expired."""
     await refresh(redis, [(user_id, connection_id)], ttl_seconds=ttl_seconds, now=now)
 
 
 async def refresh(
-    redis: Redis,
+    redis: RedisClient,
     connections: Sequence[tuple[str, str]],
     *,
     ttl_seconds: int,
@@ -130,7 +134,7 @@ async def refresh(
 
 
 async def disconnect(
-    redis: Redis, connections: Sequence[tuple[str, str]], *, now: float | None = None
+    redis: RedisClient, connections: Sequence[tuple[str, str]], *, now: float | None = None
 ) -> None:
     """Remove connections at once (clean close) and remember when their users were last seen."""
     if not connections:
@@ -145,7 +149,7 @@ async def disconnect(
 
 
 async def set_connection_state(
-    redis: Redis,
+    redis: RedisClient,
     *,
     user_id: str,
     connection_id: str,
@@ -184,26 +188,59 @@ for index, key in ipairs(KEYS) do
 end
 return active
 """
+_ACTIVE_POSITIONS_SHA = hashlib.sha1(_ACTIVE_POSITIONS.encode()).hexdigest()
 
 
-async def active_user_ids(redis: Redis, user_ids: Sequence[str]) -> set[str]:
+async def active_user_ids(redis: RedisClient, user_ids: Sequence[str]) -> set[str]:
     """Which of these users are `active` (a live connection not reported idle)?
-    One round trip for any number of users."""
+    One round trip for any number of users (on a cluster: one per node, in parallel)."""
     users = _unique(user_ids)
     if not users:
         return set()
-    keys = [connections_key(user_id) for user_id in users]
-    positions = await redis.eval(_ACTIVE_POSITIONS, len(keys), *keys, repr(time.time()))
-    return {users[int(position) - 1] for position in positions}
+    now = repr(time.time())
+    if not is_cluster(redis):
+        keys = [connections_key(user_id) for user_id in users]
+        positions = await redis.eval(_ACTIVE_POSITIONS, len(keys), *keys, now)
+        return {users[int(position) - 1] for position in positions}
+    return await _active_on_cluster(redis, users, now)
 
 
-async def online_user_ids(redis: Redis, user_ids: Sequence[str]) -> set[str]:
+async def _active_on_cluster(redis: RedisClient, users: list[str], now: str) -> set[str]:
+    """A script may only touch keys of one hash slot: one EVALSHA per slot group, pipelined
+    (the cluster pipeline sends each node its calls in one round trip, nodes in parallel).
+    EVALSHA, not EVAL: a batch spans thousands of slots and the script text would be resent
+    with every call. A node that lost its script cache (restart, failover) is loaded again."""
+    groups: dict[int, list[str]] = {}
+    for user_id in users:
+        groups.setdefault(key_slot(connections_key(user_id).encode()), []).append(user_id)
+    for attempt in (1, 2):
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for group in groups.values():
+                    keys = [connections_key(user_id) for user_id in group]
+                    # execute_command: redis-py blocks `pipe.evalsha` on a cluster pipeline for
+                    # want of a routing rule, but routes the raw command by its keys' slot.
+                    pipe.execute_command("EVALSHA", _ACTIVE_POSITIONS_SHA, len(keys), *keys, now)
+                replies = await pipe.execute()
+            break
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            await redis.script_load(_ACTIVE_POSITIONS)  # on every primary
+    return {
+        group[int(position) - 1]
+        for group, positions in zip(groups.values(), replies, strict=True)
+        for position in positions
+    }
+
+
+async def online_user_ids(redis: RedisClient, user_ids: Sequence[str]) -> set[str]:
     """The users the push fan-out skips as `online`: the ACTIVE ones, not the idle ones
     (an idle desktop tab must not swallow mobile pushes). One round trip."""
     return await active_user_ids(redis, user_ids)
 
 
-async def presence_of(redis: Redis, user_ids: Sequence[str]) -> dict[str, PresenceInfo]:
+async def presence_of(redis: RedisClient, user_ids: Sequence[str]) -> dict[str, PresenceInfo]:
     """State and last-seen time of each user, in one round trip."""
     users = _unique(user_ids)
     if not users:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 
-from redis.asyncio import Redis
+from backend.app.redis_client import RedisClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
@@ -36,7 +36,7 @@ class PushDispatcher:
         *,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
-        redis: Redis,
+        redis: RedisClient,
         interactive_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         policy: FanOutPolicy | None = None,
     ) -> None:

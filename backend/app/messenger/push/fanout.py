@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
+from backend.app.redis_client import RedisClient
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,7 +95,7 @@ class FanOutPolicy:
                 audience.skip(reason, await recipient_filter(session, job, audience.user_ids))
         return audience
 
-    async def drop_online(self, redis: Redis, audience: Audience) -> Audience:
+    async def drop_online(self, redis: RedisClient, audience: Audience) -> Audience:
         if audience.job.kind not in PRESENCE_AWARE or not audience.user_ids:
             return audience
         try:

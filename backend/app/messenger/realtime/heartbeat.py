@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from redis.asyncio import Redis
+from backend.app.redis_client import RedisClient
 
 from backend.app.messenger import presence
 from backend.app.messenger.realtime.connections import Connection
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 class PresenceHeartbeat:
     def __init__(
-        self, *, redis: Redis, ttl_seconds: int, connections: Callable[[], Iterable[Connection]]
+        self, *, redis: RedisClient, ttl_seconds: int, connections: Callable[[], Iterable[Connection]]
     ) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds

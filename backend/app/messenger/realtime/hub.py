@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
+from backend.app.redis_client import RedisClient
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.app.auth import CurrentUser
@@ -63,7 +63,7 @@ FrameHandler = Callable[[Connection, str | None, bytes | None], Awaitable[None]]
 
 class Hub:
     def __init__(
-        self, *, settings: Settings, redis: Redis, send_queue_size: int = SEND_QUEUE_SIZE
+        self, *, settings: Settings, redis: RedisClient, send_queue_size: int = SEND_QUEUE_SIZE
     ) -> None:
         self.settings = settings
         self.redis = redis
