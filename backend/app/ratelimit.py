@@ -15,6 +15,7 @@ import weakref
 from enum import StrEnum
 
 from fastapi import HTTPException, status
+
 from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)

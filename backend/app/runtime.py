@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
-from backend.app.redis_client import RedisClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
+from backend.app.redis_client import RedisClient
 
 if TYPE_CHECKING:
     from backend.app.messenger.push.dispatcher import PushDispatcher

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from backend.app.embedded import redis_server_binary
 
 MASTERS = 3
+CLUSTER_BUS_OFFSET = 10000
 
 
 class ClusterUnavailable(Exception):
@@ -44,10 +46,23 @@ def _binaries() -> tuple[str, str]:
     return server, cli
 
 
-def _free_port() -> int:
+def _is_free(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports whose cluster bus port (port + 10000, so below 55536) is free as well."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20000, 55000)
+        if port not in ports and _is_free(port) and _is_free(port + CLUSTER_BUS_OFFSET):
+            ports.append(port)
+    return ports
 
 
 def start() -> TestCluster:
@@ -63,26 +78,48 @@ def start() -> TestCluster:
         shutil.rmtree(workdir, ignore_errors=True)
 
     try:
-        # Cluster bus port = port + 10000: retry with fresh ports if that one is taken.
-        ports = [_free_port() for _ in range(MASTERS)]
+        ports = _free_ports(MASTERS)
         for port in ports:
             node_dir = workdir / str(port)
             node_dir.mkdir()
             processes.append(
                 subprocess.Popen(
-                    [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled",
-                     "yes", "--cluster-config-file", str(node_dir / "nodes.conf"), "--save", "",
-                     "--appendonly", "no", "--dir", str(node_dir)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node_dir / "nodes.conf"),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(node_dir),
+                    ],
+                    stdout=(node_dir / "stdout.log").open("wb"),
+                    stderr=subprocess.STDOUT,
                 )
             )
         for port in ports:
-            _wait_for_ping(cli, port)
+            _wait_for_ping(cli, port, workdir / str(port) / "stdout.log")
         created = subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60,
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if created.returncode != 0:
             raise ClusterUnavailable(f"redis-cli --cluster create failed: {created.stdout[-500:]}")
@@ -93,20 +130,24 @@ def start() -> TestCluster:
     return TestCluster(url=f"redis://127.0.0.1:{ports[0]}/0", stop=stop)
 
 
-def _wait_for_ping(cli: str, port: int) -> None:
+def _wait_for_ping(cli: str, port: int, log: Path) -> None:
     deadline = time.monotonic() + 10
     while subprocess.run([cli, "-p", str(port), "ping"], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
-            raise ClusterUnavailable(f"redis-server on port {port} did not start")
+            output = log.read_text(errors="replace")[-300:]
+            raise ClusterUnavailable(f"redis-server on port {port} did not start: {output}")
         time.sleep(0.05)
 
 
 def _wait_for_cluster_ok(cli: str, ports: list[int]) -> None:
     deadline = time.monotonic() + 30
     for port in ports:
-        while "cluster_state:ok" not in subprocess.run(
-            [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True
-        ).stdout:
+        while (
+            "cluster_state:ok"
+            not in subprocess.run(
+                [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True
+            ).stdout
+        ):
             if time.monotonic() > deadline:
                 raise ClusterUnavailable("the cluster did not reach cluster_state:ok")
             time.sleep(0.1)

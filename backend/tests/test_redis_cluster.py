@@ -13,11 +13,13 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from backend.app.messenger import presence as presence_store
+from backend.app.messenger.realtime.broadcast import broadcast_channel
 from backend.app.redis_client import create_redis
 from backend.tests import cluster_infra
 from backend.tests.conftest import API, LiveServer, Providers, ServerFactory
 from backend.tests.messaging import (
     create_conversation,
+    eventually,
     ping,
     presence,
     recv_json,
@@ -67,8 +69,18 @@ async def test_health_reports_the_cluster_ok(on_cluster: ServerFactory) -> None:
     assert (body["status"], body["redis"]) == ("ok", "ok")
 
 
-async def test_message_reaches_a_websocket_on_another_instance(on_cluster: ServerFactory) -> None:
+async def shard_subscribers(redis: RedisCluster) -> int:
+    channel = broadcast_channel(redis)
+    owner = redis.get_node_from_key(channel)  # redis-py would ask any node
+    [(_, count)] = await redis.pubsub_shardnumsub(channel, target_nodes=owner)
+    return int(count)
+
+
+async def test_message_reaches_a_websocket_on_another_instance(
+    on_cluster: ServerFactory, cluster_client: RedisCluster
+) -> None:
     first, second = await on_cluster(), await on_cluster()
+    await eventually(lambda: _equals(shard_subscribers(cluster_client), 2))
     async with httpx.AsyncClient(base_url=first.url + API, timeout=30) as client:
         conversation = await create_conversation(client, "alice", "bob")
         async with ws_client(second.ws_url, "bob") as bob:
@@ -79,6 +91,10 @@ async def test_message_reaches_a_websocket_on_another_instance(on_cluster: Serve
 
     assert frame["type"] == "message.new"
     assert frame["message"]["content"] == "over the shard"
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return await value == expected
 
 
 async def test_presence_reads_active_idle_and_offline(on_cluster: ServerFactory) -> None:
@@ -138,4 +154,3 @@ async def test_message_rate_limit_holds_on_the_cluster(on_cluster: ServerFactory
 
     assert statuses == [201, 201, 429]
     assert other.status_code == 201
-

@@ -97,7 +97,12 @@ def _unique(user_ids: Iterable[str]) -> list[str]:
 
 
 async def connect(
-    redis: RedisClient, *, user_id: str, connection_id: str, ttl_seconds: int, now: float | None = None
+    redis: RedisClient,
+    *,
+    user_id: str,
+    connection_id: str,
+    ttl_seconds: int,
+    now: float | None = None,
 ) -> None:
     """Record a new live connection; also drops entries of this user that already expired."""
     await refresh(redis, [(user_id, connection_id)], ttl_seconds=ttl_seconds, now=now)

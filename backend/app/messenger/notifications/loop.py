@@ -8,7 +8,6 @@ import contextlib
 import logging
 from datetime import UTC
 
-from backend.app.redis_client import RedisClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
@@ -17,6 +16,7 @@ from backend.app.messenger.notifications import materialize
 from backend.app.messenger.notifications.inbox import entry_json
 from backend.app.messenger.notifications.schemas import InboxEntryOut
 from backend.app.messenger.realtime.broadcast import publish_per_user
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from backend.app.redis_client import RedisClient
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +24,7 @@ from backend.app.messenger.presence import online_user_ids
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.vocabulary import PushKind, SkipReason
 from backend.app.metrics import PUSH_SKIPPED
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backend.app.redis_client import RedisClient, is_cluster
 from redis.asyncio.client import PubSub
 
 from backend.app.messenger.realtime.connections import dumps
+from backend.app.redis_client import RedisClient, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ def broadcast_channel(redis: RedisClient) -> str:
     return f"{BROADCAST_CHANNEL}:{db}"
 
 
-async def publish_per_user(redis: RedisClient, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+async def publish_per_user(
+    redis: RedisClient, frames: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
     """One frame per user, for processes without a hub (`messenger worker`) or work that is not
     tied to a connection: one pipelined round trip; every instance's hub (this one's included,
     the origin being no hub's id) delivers each frame to that user's local connections."""
@@ -112,8 +114,12 @@ class Broadcaster:
                 await pubsub.aclose()
 
     async def _subscribe(self) -> PubSub:
+        if self._sharded:
+            # ClusterPubSub picks the node owning the channel's slot from the slot map, which
+            # the client only loads on its first command: load it first (a no-op afterwards).
+            await self.redis.initialize()  # type: ignore[union-attr]
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        if self._sharded:  # ClusterPubSub: one connection to the node owning the channel's slot
+        if self._sharded:
             await pubsub.ssubscribe(self.channel)  # type: ignore[attr-defined]
         else:
             await pubsub.subscribe(self.channel)

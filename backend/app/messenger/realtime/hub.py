@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from backend.app.redis_client import RedisClient
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.app.auth import CurrentUser
@@ -40,6 +39,7 @@ from backend.app.messenger.realtime.connections import (
 )
 from backend.app.messenger.realtime.heartbeat import PresenceHeartbeat
 from backend.app.metrics import WEBSOCKET_CONNECTIONS
+from backend.app.redis_client import RedisClient
 
 __all__ = [
     "BROADCAST_CHANNEL",
