@@ -21,7 +21,7 @@ from backend.app.db import create_engine, create_sessionmaker
 from backend.app.edge.guard import InputGuard
 from backend.app.edge.logs import install_log_redaction
 from backend.app.messenger.conversations.service import ConversationNotFound
-from backend.app.redis_client import create_redis
+from backend.app.redis_client import create_redis, load_cluster_map
 from backend.app.runtime import Runtime, RuntimeDep
 from backend.app.webclient import install_web
 
@@ -55,6 +55,7 @@ async def open_runtime(
             timeout_seconds=settings.redis_timeout_seconds,
         )
         stack.push_async_callback(redis.aclose)
+        await load_cluster_map(redis, timeout_seconds=settings.redis_timeout_seconds)
 
         sessionmaker = create_sessionmaker(engine)
         push = PushDispatcher(

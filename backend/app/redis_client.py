@@ -10,10 +10,14 @@ keys with one hash tag (`presence:{user}`, `ratelimit:{key}:window`), so it stay
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+
+log = logging.getLogger(__name__)
 
 RedisClient: TypeAlias = Redis | RedisCluster
 
@@ -52,3 +56,16 @@ def create_redis(url: str, *, cluster: bool = False, timeout_seconds: float = 2.
         timeout=timeout_seconds,
     )
     return Redis.from_pool(pool)
+
+
+async def load_cluster_map(redis: RedisClient, *, timeout_seconds: float) -> None:
+    """A cluster client learns the slot map on its first command: learn it at start-up, so the
+    first request does not pay for it (the rate limiter's short timeout would fail it open).
+    Best effort: the service starts while Redis is down and `/health` says so."""
+    if not isinstance(redis, RedisCluster):
+        return
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await redis.initialize()
+    except Exception as exc:
+        log.warning("Redis Cluster not reachable at start-up: %s", type(exc).__name__)

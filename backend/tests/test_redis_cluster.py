@@ -5,6 +5,7 @@ presence read by hash slot group, push skipped for active users only, rate limit
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -120,9 +121,22 @@ async def test_active_users_are_found_across_many_slots(cluster_client: RedisClu
     await presence_store.refresh(
         cluster_client, [(user, f"conn-{user}") for user in connected], ttl_seconds=60
     )
-    await cluster_client.script_flush()  # a restarted node
 
     assert await presence_store.active_user_ids(cluster_client, users) == set(connected)
+
+
+async def test_per_slot_fallback_reloads_a_lost_script(cluster_client: RedisCluster) -> None:
+    """The path taken when slots move mid-read, after a node lost its script cache."""
+    users = [f"user-{number}" for number in range(100)]
+    connected = users[::4]
+    await presence_store.refresh(
+        cluster_client, [(user, f"conn-{user}") for user in connected], ttl_seconds=60
+    )
+    await cluster_client.script_flush()
+
+    found = await presence_store._active_by_slot(cluster_client, users, repr(time.time()))
+
+    assert found == set(connected)
 
 
 async def test_push_skips_the_active_user_and_reaches_the_offline_one(
