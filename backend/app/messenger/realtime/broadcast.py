@@ -118,7 +118,8 @@ class Broadcaster:
             # ClusterPubSub picks the node owning the channel's slot from the slot map, which
             # the client only loads on its first command: load it first (a no-op afterwards).
             await self.redis.initialize()  # type: ignore[union-attr]
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        # Held before subscribing, so that a failed subscription is closed by the retry path.
+        self._pubsub = pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         if self._sharded:
             await pubsub.ssubscribe(self.channel)  # type: ignore[attr-defined]
         else:
