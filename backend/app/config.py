@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Infrastructure. Empty means "start the embedded servers under .data/" (serve/worker only).
     database_url: str = ""
     redis_url: str = ""
+    # REDIS_URL names one node of a Redis Cluster (7+); the client discovers the others.
+    redis_cluster: bool = False
     data_dir: Path = Path(".data")
 
     # Identity

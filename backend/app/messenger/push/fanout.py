@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +28,7 @@ from backend.app.messenger.push.preference_filters import (
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.vocabulary import Priority, PushKind, SkipReason
 from backend.app.metrics import PUSH_SKIPPED
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class FanOutPolicy:
                 audience.skip(reason, await recipient_filter(session, job, audience.user_ids))
         return audience
 
-    async def drop_online(self, redis: Redis, audience: Audience) -> Audience:
+    async def drop_online(self, redis: RedisClient, audience: Audience) -> Audience:
         if not presence_applies(audience.job) or not audience.user_ids:
             return audience
         try:
