@@ -144,7 +144,12 @@ def start(host: str, port: int) -> None:
         "1000",
     )
     smtp = _start_helper(
-        directory, "smtp", "backend.devtools.emulators.smtp", "--quiet", "--dir", str(directory / "mail")
+        directory,
+        "smtp",
+        "backend.devtools.emulators.smtp",
+        "--quiet",
+        "--dir",
+        str(directory / "mail"),
     )
     secrets = _secrets(directory)
     overrides = {
