@@ -176,6 +176,7 @@ def prune(
                 inactive_days=settings.inactive_device_retention_days,
                 batch_size=settings.prune_batch_size,
                 notification_retention_days=settings.notification_retention_days,
+                push_retention_days=settings.push_delivery_retention_days,
             )
             async with sessionmaker.begin() as session:
                 await record_completion(session)

@@ -46,11 +46,13 @@ async def announce(redis: Redis, batch: materialize.Batch) -> None:
 
 
 async def run_batch(
-    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, *, batch_size: int
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, *, settings: Settings
 ) -> bool:
     """One batch in its own transaction; True when there was work (so try again at once)."""
     async with sessionmaker.begin() as session:
-        batch = await materialize.next_batch(session, batch_size=batch_size)
+        batch = await materialize.next_batch(
+            session, batch_size=settings.notification_batch_size, settings=settings
+        )
     if batch is None:
         return False
     if batch.inbox:
@@ -80,9 +82,7 @@ async def notification_loop(
         while True:
             wakeup.clear()
             try:
-                while await run_batch(
-                    sessionmaker, redis, batch_size=settings.notification_batch_size
-                ):
+                while await run_batch(sessionmaker, redis, settings=settings):
                     pass  # each batch awaits the database, so other tasks run in between
             except asyncio.CancelledError:
                 raise
