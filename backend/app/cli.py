@@ -218,6 +218,13 @@ def token(
 @cli.command()
 def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
     """Send that user's digest now if anything is unread; prints `sent` or `nothing`."""
+    _setup_logging()
+    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
+    typer.echo("sent" if send_digest_command(settings, user) else "nothing")
+
+
+def send_digest_command(settings: Settings, user: str) -> bool:
+    """`messenger digest --user` (and `messenger dev digest`): queue the digest, deliver it."""
     from datetime import UTC, datetime
 
     from backend.app.db import create_engine, create_sessionmaker
@@ -225,8 +232,6 @@ def digest(user: Annotated[str, typer.Option(help="User id whose digest to send 
     from backend.app.messenger.digest.sources import default_source
     from backend.app.messenger.email.sender import EmailSender
 
-    _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
     if not settings.email_enabled:
         log.warning("email is off (SMTP_HOST is not set): no digest can be sent")
 
@@ -251,7 +256,7 @@ def digest(user: Annotated[str, typer.Option(help="User id whose digest to send 
         finally:
             await engine.dispose()
 
-    typer.echo("sent" if asyncio.run(main()) else "nothing")
+    return asyncio.run(main())
 
 
 def main() -> None:
