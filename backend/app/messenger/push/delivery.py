@@ -189,9 +189,10 @@ class DeliveryEngine:
             Notification(
                 title=row.title,
                 body=row.body,
-                data=row.data,
+                data=with_unread_total(row.data, row.badge),
                 priority=row.priority.value,
                 collapse_id=collapse_id(row.job_id, row.message_id),
+                badge=row.badge,
             ),
             interactive=interactive,
         )
@@ -225,6 +226,11 @@ class DeliveryEngine:
         pending = [r.delay for r in records if r.status is DeliveryStatus.PENDING]
         if pending:
             self.wake_after(min(pending))
+
+
+def with_unread_total(data: dict[str, str], badge: int | None) -> dict[str, str]:
+    """Message pushes carry the badge in their data too (FCM data values are strings)."""
+    return data if badge is None else {**data, "unread_total": str(badge)}
 
 
 def _feed_breaker(breaker: CircuitBreaker, send: SendResult) -> None:

@@ -156,8 +156,14 @@ class PushDispatcher:
                 audience = await self.fan_out_policy.candidates(session, job)
             audience = await self.fan_out_policy.drop_online(self.redis, audience)
             async with self.sessionmaker.begin() as session:
+                badges = await self.fan_out_policy.badges(session, audience)
                 with_devices = await repository.create_deliveries(
-                    session, job_id=job.id, user_ids=audience.user_ids, lease=lease, owned=False
+                    session,
+                    job_id=job.id,
+                    user_ids=audience.user_ids,
+                    lease=lease,
+                    owned=False,
+                    badges=badges,
                 )
                 await repository.mark_fanned_out(session, job_id=job.id)
             self.fan_out_policy.delivery_plan(audience, with_devices)

@@ -24,6 +24,7 @@ from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.vocabulary import PushKind, SkipReason
+from backend.app.messenger.read_state.unread import unread_badges
 from backend.app.metrics import PUSH_SKIPPED
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ RecipientFilter = Callable[[AsyncSession, JobRow, list[str]], Awaitable[set[str]
 PRESENCE_AWARE = frozenset({PushKind.MESSAGE})
 # Kinds whose skips feed `messenger_push_skipped_total` (the contract counts message recipients).
 COUNTED = frozenset({PushKind.MESSAGE})
+# Kinds whose pushes carry the recipient's unread total (the app badge).
+BADGED = frozenset({PushKind.MESSAGE})
 
 
 @dataclass(slots=True)
@@ -63,7 +66,10 @@ async def blocked_the_sender(session: AsyncSession, job: JobRow, user_ids: list[
 
 
 class FanOutPolicy:
-    def __init__(self, filters: dict[SkipReason, RecipientFilter] | None = None) -> None:
+    def __init__(
+        self, filters: dict[SkipReason, RecipientFilter] | None = None, *, with_badges: bool = True
+    ) -> None:
+        self.with_badges = with_badges  # off only to measure the badge's cost (bench)
         # Applied in the contract's order of skip reasons, whatever the registration order.
         self.filters: dict[SkipReason, RecipientFilter] = (
             {SkipReason.BLOCKED: blocked_the_sender} if filters is None else dict(filters)
@@ -106,6 +112,13 @@ class FanOutPolicy:
             return audience
         audience.skip(SkipReason.ONLINE, set(online))
         return audience
+
+    async def badges(self, session: AsyncSession, audience: Audience) -> dict[str, int] | None:
+        """Every remaining recipient's unread total for kinds that carry a badge: one
+        set-based pass for all of them (read positions + inbox), in the delivery transaction."""
+        if audience.job.kind not in BADGED or not audience.user_ids or not self.with_badges:
+            return None
+        return await unread_badges(session, user_ids=audience.user_ids)
 
     @staticmethod
     def delivery_plan(audience: Audience, with_devices: set[str]) -> None:

@@ -89,6 +89,8 @@ class PushDelivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The recipient's unread total at fan-out (message pushes); sent as the app badge.
+    badge: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint(sql_in("status", DeliveryStatus), name="status"),

@@ -25,6 +25,7 @@ class Notification:
     data: dict[str, str]
     priority: str = "high"  # "high" | "normal" | "low"
     collapse_id: str | None = None  # stable across retries of one push
+    badge: int | None = None  # the recipient's unread total (message pushes)
 
 
 def message_notification(

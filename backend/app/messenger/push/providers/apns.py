@@ -101,6 +101,7 @@ class ApnsProvider(PushProvider):
             "aps": {
                 "alert": {"title": notification.title, "body": body},
                 "sound": "default",
+                **({"badge": notification.badge} if notification.badge is not None else {}),
                 **(
                     {"thread-id": notification.data["conversation_id"]}
                     if "conversation_id" in notification.data

@@ -96,6 +96,8 @@ class FcmProvider(PushProvider):
         if notification.collapse_id:
             # `tag` replaces a retried duplicate in the tray instead of showing it twice.
             android["notification"] = {"tag": notification.collapse_id}
+        if notification.badge is not None:
+            android.setdefault("notification", {})["notification_count"] = notification.badge
         return fit_body(
             lambda body: self._fcm.parse_payload(
                 fcm_token=target.token,

@@ -1,0 +1,25 @@
+"""Badges: each push delivery keeps the recipient's unread total at fan-out time.
+
+Revision ID: 0010
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Nullable: deliveries of kinds without a badge (test pushes) and rows from before.
+    op.add_column("push_deliveries", sa.Column("badge", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("push_deliveries", "badge")
