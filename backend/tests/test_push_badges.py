@@ -15,7 +15,9 @@ from backend.tests.push_helpers import register_all_providers
 
 def of_message(pushes: list[Received], message_id: str) -> Received:
     """The push of this message (providers may answer two jobs out of order)."""
-    return next(p for p in pushes if p.payload.get("data", p.payload).get("message_id") == message_id)
+    return next(
+        p for p in pushes if p.payload.get("data", p.payload).get("message_id") == message_id
+    )
 
 
 async def test_message_push_badge_counts_unread_messages_and_inbox_notifications(
@@ -62,4 +64,3 @@ async def test_badge_drops_after_the_recipient_reads(
 
     pushes = await asyncio.to_thread(providers.fcm.wait_for, 2)
     assert [p.payload["data"]["unread_total"] for p in pushes] == ["1", "1"]  # read, then one new
-

@@ -54,7 +54,6 @@ async def test_offline_recipient_gets_all_three_pushes_with_the_contract_payload
             "thread-id": conversation["id"],
         },
         **data,
-        "unread_total": "1",
     }
 
     web_push = (await asyncio.to_thread(providers.webpush.wait_for, 1))[0]

@@ -23,7 +23,7 @@ from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.base import SendResult, Target, Verdict
 from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.retry import Decision, RetryPolicy
-from backend.app.messenger.push.vocabulary import DeliveryOutcome, DeliveryStatus
+from backend.app.messenger.push.vocabulary import DeliveryOutcome, DeliveryStatus, PushKind
 from backend.app.metrics import PUSH_LATENCY, count_push
 
 log = logging.getLogger(__name__)
@@ -189,10 +189,11 @@ class DeliveryEngine:
             Notification(
                 title=row.title,
                 body=row.body,
-                data=with_unread_total(row.data, row.badge),
+                data=row.data,
                 priority=row.priority.value,
                 collapse_id=collapse_id(row.job_id, row.message_id),
                 badge=row.badge,
+                silent=row.kind is PushKind.CLEAR,
             ),
             interactive=interactive,
         )
@@ -226,11 +227,6 @@ class DeliveryEngine:
         pending = [r.delay for r in records if r.status is DeliveryStatus.PENDING]
         if pending:
             self.wake_after(min(pending))
-
-
-def with_unread_total(data: dict[str, str], badge: int | None) -> dict[str, str]:
-    """Message pushes carry the badge in their data too (FCM data values are strings)."""
-    return data if badge is None else {**data, "unread_total": str(badge)}
 
 
 def _feed_breaker(breaker: CircuitBreaker, send: SendResult) -> None:

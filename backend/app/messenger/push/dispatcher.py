@@ -13,15 +13,17 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
-from backend.app.messenger.push import delivery_repository, repository
+from backend.app.messenger.push import clear_on_read, delivery_repository, repository
 from backend.app.messenger.push.apps import Transport, configured_apps
 from backend.app.messenger.push.delivery import DeliveryEngine, DeviceReport
 from backend.app.messenger.push.fanout import FanOutPolicy
 from backend.app.messenger.push.outbox import enqueue_direct_push
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.registry import ProviderRegistry
+from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
+from backend.app.messenger.read_state.unread import unread_badges
 from backend.app.metrics import PUSH_JOBS_PARKED, count_push
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,17 @@ class PushDispatcher:
             except Exception:
                 log.exception("push job %s failed; the sweep will take it up again", job_id)
 
+    async def _fan_out_clear(self, job: JobRow) -> None:
+        """A clear-on-read job goes to the reader's devices its messages reached (presence and
+        skip rules do not apply: it syncs the reader's other devices), with their badge."""
+        user_id = job.target_user_id or ""
+        async with self.sessionmaker.begin() as session:
+            badges = await unread_badges(session, user_ids=[user_id])
+            await clear_on_read.create_clear_deliveries(
+                session, job_id=job.id, badge=badges.get(user_id, 0)
+            )
+            await repository.mark_fanned_out(session, job_id=job.id)
+
     async def _fan_out(self, job_id: int | None) -> bool:
         """Fan out one job (this one, or the oldest nobody holds). False if there was none.
 
@@ -152,6 +165,9 @@ class PushDispatcher:
         try:
             if job.fanout_attempts > self.settings.push_max_attempts:
                 raise _GiveUp(f"fan-out failed {job.fanout_attempts - 1} times")
+            if job.kind is PushKind.CLEAR:
+                await self._fan_out_clear(job)
+                return True
             async with self.sessionmaker.begin() as session:
                 audience = await self.fan_out_policy.candidates(session, job)
             audience = await self.fan_out_policy.drop_online(self.redis, audience)

@@ -60,6 +60,9 @@ class PushJob(Base):
     fanout_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Clear-on-read jobs: the read move's range of message positions (from, to].
+    read_from_seq: Mapped[int | None] = mapped_column(BigInteger)
+    read_to_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint(sql_in("kind", PushKind), name="kind"),

@@ -90,6 +90,12 @@ class FcmProvider(PushProvider):
         )
 
     def _render(self, target: Target, notification: Notification) -> bytes:
+        if notification.silent:  # data only: no `notification`, normal priority
+            return self._fcm.parse_payload(
+                fcm_token=target.token,
+                data_payload=notification.data_with_unread_total(),
+                android_config={"priority": "normal"},
+            )
         android: dict[str, Any] = {
             "priority": "high" if notification.priority == "high" else "normal"
         }
@@ -103,7 +109,7 @@ class FcmProvider(PushProvider):
                 fcm_token=target.token,
                 notification_title=notification.title,
                 notification_body=body,
-                data_payload=notification.data,
+                data_payload=notification.data_with_unread_total(),
                 android_config=android,
             ),
             notification.body,
