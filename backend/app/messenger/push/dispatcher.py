@@ -23,7 +23,6 @@ from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
-from backend.app.messenger.read_state.unread import unread_badges
 from backend.app.metrics import PUSH_JOBS_PARKED, count_push
 
 log = logging.getLogger(__name__)
@@ -144,13 +143,11 @@ class PushDispatcher:
     async def _fan_out_clear(self, job: JobRow) -> None:
         """A clear-on-read job goes to the reader's devices its messages reached (presence and
         skip rules do not apply: it syncs the reader's other devices), with their badge."""
-        user_id = job.target_user_id or ""
         async with self.sessionmaker.begin() as session:
-            badges = await unread_badges(session, user_ids=[user_id])
-            await clear_on_read.create_clear_deliveries(
-                session, job_id=job.id, badge=badges.get(user_id, 0)
-            )
+            fanned_as = await clear_on_read.create_clear_deliveries(session, job_id=job.id)
             await repository.mark_fanned_out(session, job_id=job.id)
+        if fanned_as != job.id:
+            self._wake.set()  # the deliveries (if any) belong to another job: the sweep sends
 
     async def _fan_out(self, job_id: int | None) -> bool:
         """Fan out one job (this one, or the oldest nobody holds). False if there was none.
