@@ -3,6 +3,11 @@
 #   make venv         create .venv (if missing) and install the project with its dev tools
 #   make run          serve the API on 127.0.0.1:8000 (embedded PostgreSQL/Redis under .data/
 #                     unless DATABASE_URL / REDIS_URL are set, e.g. in .env)
+#   make dev          the same with FCM, APNs, Web Push and SMTP emulated locally and two demo
+#                     users (refuses DATABASE_URL); see README "Try it in five minutes"
+#                     Emails: run `$(BIN)/python -m backend.devtools.emulators.smtp --port 1025` in
+#                     another terminal and set SMTP_HOST=127.0.0.1 SMTP_PORT=1025 SMTP_SECURITY=none
+#                     (e.g. in .env): every email the service sends is printed there.
 #   make test         the test suite (TEST_DATABASE_URL / TEST_REDIS_URL, else throwaway servers)
 #   make lint         ruff check + ruff format --check
 #   make fuzz         schemathesis over the OpenAPI schema against a real server, many examples
@@ -16,12 +21,12 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint fuzz bench bench-smoke
+.PHONY: venv run dev test lint fuzz bench bench-smoke
 
 venv: $(STAMP)
 
 # Re-installs only when a requirements file or the packaging metadata changed.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-embedded.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	$(BIN)/python -m pip install -e .
@@ -29,6 +34,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 run: venv
 	$(BIN)/messenger serve
+
+dev: venv
+	$(BIN)/messenger dev
 
 test: venv
 	$(BIN)/python -m pytest

@@ -32,6 +32,7 @@ class Sizes:
     memory_recipients: tuple[int, int]
     memory_repeats: int
     memory_latency_ms: float
+    digest_users: int
     broadcast_users: int
 
 
@@ -53,6 +54,7 @@ FULL = Sizes(
     memory_recipients=(1000, 10_000),
     memory_repeats=3,
     memory_latency_ms=0.0,
+    digest_users=100_000,
     broadcast_users=100_000,
 )
 
@@ -74,6 +76,7 @@ SMOKE = Sizes(
     memory_recipients=(100, 300),
     memory_repeats=1,
     memory_latency_ms=0.0,
+    digest_users=500,
     broadcast_users=1000,
 )
 

@@ -3,10 +3,10 @@ service itself, each where production would have it (the service and the emulato
 their own processes, so none of them shares the benchmark's GIL).
 
 - PostgreSQL/Redis: `BENCH_DATABASE_URL` / `BENCH_REDIS_URL`, else `TEST_DATABASE_URL` /
-  `TEST_REDIS_URL`, else throwaway embedded servers (`backend.tests.infra.start()`). Every
+  `TEST_REDIS_URL`, else throwaway embedded servers (`backend.devtools.infra.start()`). Every
   run creates, migrates and finally drops its own database. Redis is never flushed: every
   key the benchmark creates belongs to user ids unique to the run, and is deleted after.
-- Emulators: `python -m backend.tests.emulators` (FCM, APNs, Web Push) in one process,
+- Emulators: `python -m backend.devtools.emulators` (FCM, APNs, Web Push) in one process,
   latency and counters driven through their plain-HTTP control endpoints.
 - Service: `python -m backend.app.cli serve` / `worker` subprocesses configured through
   the environment exactly as an operator would.
@@ -15,7 +15,6 @@ their own processes, so none of them shares the benchmark's GIL).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -38,6 +37,8 @@ import httpx
 
 from backend.app.auth import mint_token
 from backend.app.config import Settings
+from backend.app.vapid import generate_vapid_keys
+from backend.devtools.providers import provider_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 API = "/api/v1/messenger"
@@ -72,7 +73,7 @@ class Infrastructure:
         return self._infra.database_url(self.database_name)
 
     def close(self) -> None:
-        from backend.tests import infra as test_infra
+        from backend.devtools import infra as test_infra
 
         if self.database_name:
             with contextlib.suppress(Exception):
@@ -82,14 +83,14 @@ class Infrastructure:
 
 def start_infrastructure() -> Infrastructure:
     from backend.app.cli import run_migrations
-    from backend.tests import infra as test_infra
+    from backend.devtools import infra as test_infra
 
     database_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("TEST_REDIS_URL")
     source = "BENCH_*" if os.environ.get("BENCH_DATABASE_URL") else "TEST_*"
     saved = {k: os.environ.get(k) for k in ("TEST_DATABASE_URL", "TEST_REDIS_URL")}
     try:
-        # backend.tests.infra reads TEST_*; hand it our choice (or nothing: embedded servers).
+        # backend.devtools.infra reads TEST_*; hand it our choice (or nothing: embedded servers).
         for key, value in (("TEST_DATABASE_URL", database_url), ("TEST_REDIS_URL", redis_url)):
             if value:
                 os.environ[key] = value
@@ -147,22 +148,13 @@ class Emulators:
 
     def settings(self) -> dict[str, str]:
         """The service's provider settings (environment names) pointing at the emulators."""
-        fcm, apns, webpush = self.state["fcm"], self.state["apns"], self.state["webpush"]
-        return {
-            "FCM_CREDENTIALS_FILE": fcm["credentials_file"],
-            "FCM_ENDPOINT": fcm["endpoint"],
-            "APNS_KEY_PATH": apns["key_path"],
-            "APNS_KEY_ID": apns["key_id"],
-            "APNS_TEAM_ID": apns["team_id"],
-            "APNS_TOPIC": apns["topic"],
-            "APNS_HOST": apns["host_port"],
-            "APNS_CA_FILE": apns["ca_file"],
-            "WEB_PUSH_PRIVATE_KEY": self.vapid_private_key,
-            "WEB_PUSH_PUBLIC_KEY": self.vapid_public_key,
-            "WEB_PUSH_CLAIMS_EMAIL": "bench@example.com",
-            "WEB_PUSH_ENDPOINT_ALLOWLIST": webpush["endpoint_prefix"],
-            "WEB_PUSH_CA_FILE": webpush["ca_file"],
-        }
+        settings = provider_settings(
+            self.state,
+            vapid_private_key=self.vapid_private_key,
+            vapid_public_key=self.vapid_public_key,
+            email="bench@example.com",
+        )
+        return {name.upper(): value for name, value in settings.items()}
 
     async def reset(self, latency_ms: float) -> None:
         """Zero the counters and set the simulated round trip of all three providers."""
@@ -251,28 +243,12 @@ class Emulators:
         stop_process(self.process)
 
 
-def vapid_key_pair() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_numbers().private_value.to_bytes(32, "big")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return b64url(private), b64url(public)
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 async def start_emulators(workdir: Path) -> Emulators:
     state_file = workdir / "emulators.json"
     process = spawn(
         [
             "-m",
-            "backend.tests.emulators",
+            "backend.devtools.emulators",
             "--state-file",
             str(state_file),
             "--latency-ms",
@@ -292,7 +268,7 @@ async def start_emulators(workdir: Path) -> Emulators:
             raise RuntimeError("emulators did not start within 60 s")
         await asyncio.sleep(0.05)
     state = json.loads(state_file.read_text())
-    private, public = vapid_key_pair()
+    private, public = generate_vapid_keys()
     http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20))
     return Emulators(process, state, http, private, public)
 

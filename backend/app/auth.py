@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, HTTPException, status
+from fastapi import Depends, Header, HTTPException, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.app.config import Settings
-from backend.app.runtime import SettingsDep
+from backend.app.runtime import RuntimeDep, SettingsDep, runtime_of
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -21,6 +21,8 @@ class CurrentUser:
     id: str
     name: str | None
     roles: frozenset[str]
+    # The `email` claim when it holds a plausible address; where email goes when the user set none.
+    email: str | None = None
     # The token's `exp` (epoch seconds): a WebSocket is closed once it passes (plus leeway).
     expires_at: float | None = None
 
@@ -62,13 +64,37 @@ def decode_token(token: str, settings: Settings) -> CurrentUser:
         id=sub,
         name=name if isinstance(name, str) and name.strip() else None,
         roles=frozenset(r for r in roles if isinstance(r, str)),
+        email=_email_claim(claims.get("email")),
         expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
     )
 
 
-def current_user(
-    settings: SettingsDep,
+def _email_claim(value: object) -> str | None:
+    """A malformed claim is ignored (the host's token is still valid), never stored."""
+    from backend.app.messenger.preferences.schemas import valid_email
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return valid_email(value)
+    except ValueError:
+        return None
+
+
+async def current_user(
+    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CurrentUser:
+    user = _authenticate(runtime.settings, credentials)
+    if user.email is not None:
+        from backend.app.messenger.preferences.claims import remember_email_claim
+
+        await remember_email_claim(runtime, user_id=user.id, email=user.email)
+    return user
+
+
+def _authenticate(
+    settings: Settings, credentials: HTTPAuthorizationCredentials | None
 ) -> CurrentUser:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
@@ -84,6 +110,20 @@ def current_user(
             f"Invalid token: {exc}",
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc
+
+
+def websocket_user(websocket: WebSocket) -> CurrentUser | None:
+    """The WebSocket's user from `?token=<JWT>`, or None (the endpoint then closes with 4401).
+
+    A separate dependency because browsers cannot set headers on a WebSocket; a host
+    application that embeds the module overrides it (and `current_user`) with its own."""
+    token = websocket.query_params.get("token")
+    if not token:
+        return None
+    try:
+        return decode_token(token, runtime_of(websocket).settings)
+    except InvalidToken:
+        return None
 
 
 def admin_user(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUser:
@@ -113,6 +153,7 @@ def mint_token(
     name: str | None = None,
     admin: bool = False,
     ttl_seconds: int = 86400,
+    email: str | None = None,
 ) -> str:
     """Development tokens (`messenger token`) and tests: what the host application would issue."""
     import time
@@ -123,6 +164,8 @@ def mint_token(
         claims["name"] = name
     if admin:
         claims["roles"] = ["admin"]
+    if email:
+        claims["email"] = email
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     if settings.jwt_issuer:
@@ -131,4 +174,5 @@ def mint_token(
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]
+WebSocketUserDep = Annotated[CurrentUser | None, Depends(websocket_user)]
 AdminUserDep = Annotated[CurrentUser, Depends(admin_user)]

@@ -1,4 +1,4 @@
-"""The `messenger` command: serve, worker, migrate, prune, vapid-keys, token.
+"""The `messenger` command: serve, worker, migrate, prune, vapid-keys, token, digest.
 
 Logs go to stderr; stdout carries only what a command is asked to print.
 """
@@ -6,16 +6,18 @@ Logs go to stderr; stdout carries only what a command is asked to print.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from backend.app.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Messenger backend")
 log = logging.getLogger("messenger")
@@ -40,6 +42,8 @@ def _settings_with_infrastructure(
     settings = Settings()
     if jwt:
         _require_jwt_secret(settings)
+    if not (settings.database_url and (settings.redis_url or not redis)):
+        embedded.require_embedded_extra()
     started_postgres = False
     if not settings.database_url:
         settings.database_url = embedded.start_postgres(settings.data_dir)
@@ -68,16 +72,30 @@ def _silence_secrets_in_logs() -> None:
     install_log_redaction()
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def migrations_directory() -> Path:
+    """The Alembic scripts: the top-level `alembic/` folder, reached through the package's
+    `backend/migrations` link in a checkout and shipped as package data in a wheel."""
+    import backend
+
+    return Path(backend.__file__).resolve().parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic's configuration without alembic.ini (an installed package has none)."""
     from alembic.config import Config
 
-    from alembic import command
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_directory()))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
-    command.upgrade(config, revision)
+    return config
+
+
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), revision)
 
 
 @cli.command()
@@ -172,20 +190,11 @@ def prune(
 @cli.command("vapid-keys")
 def vapid_keys() -> None:
     """Print a fresh VAPID key pair in the form `.env` expects."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from backend.app.vapid import generate_vapid_keys
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_numbers().private_value.to_bytes(32, "big")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-
-    def b64url(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    typer.echo(f"WEB_PUSH_PRIVATE_KEY={b64url(private)}")
-    typer.echo(f"WEB_PUSH_PUBLIC_KEY={b64url(public)}")
+    private, public = generate_vapid_keys()
+    typer.echo(f"WEB_PUSH_PRIVATE_KEY={private}")
+    typer.echo(f"WEB_PUSH_PUBLIC_KEY={public}")
 
 
 @cli.command()
@@ -203,8 +212,57 @@ def token(
     typer.echo(mint_token(settings, user_id=user, name=name, admin=admin, ttl_seconds=ttl))
 
 
+@cli.command()
+def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
+    """Send that user's digest now if anything is unread; prints `sent` or `nothing`."""
+    from datetime import UTC, datetime
+
+    from backend.app.db import create_engine, create_sessionmaker
+    from backend.app.messenger.digest.service import send_digest_now
+    from backend.app.messenger.digest.sources import default_source
+    from backend.app.messenger.email.sender import EmailSender
+
+    _setup_logging()
+    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
+    if not settings.email_enabled:
+        log.warning("email is off (SMTP_HOST is not set): no digest can be sent")
+
+    async def main() -> bool:
+        engine = create_engine(settings.database_url, pool_size=2)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            async with sessionmaker.begin() as session:
+                email_id = await send_digest_now(
+                    session,
+                    settings,
+                    user_id=user,
+                    source=default_source(),
+                    now=datetime.now(UTC),
+                )
+            if email_id is None:
+                log.info("no digest for this user: nothing unread, email off, or no address")
+                return False
+            # Queued durably; try it at once (an unreachable server leaves it to the workers).
+            await EmailSender(settings, sessionmaker).deliver_due(only_ids=[email_id])
+            return True
+        finally:
+            await engine.dispose()
+
+    typer.echo("sent" if asyncio.run(main()) else "nothing")
+
+
 def main() -> None:
     cli()
+
+
+def _add_dev_commands() -> None:
+    """`messenger dev ...` (the playground lives with the emulators in backend.devtools)."""
+    from backend.devtools.dev_commands import dev_cli
+
+    cli.add_typer(dev_cli, name="dev")
+
+
+_add_dev_commands()
 
 
 if __name__ == "__main__":

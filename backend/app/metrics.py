@@ -29,6 +29,10 @@ PROVIDER_CONFIG_ERRORS = Counter(
     ["provider"],
 )
 
+EMAILS = Counter(
+    "messenger_emails", "One per email send attempt outcome, by kind of email", ["kind", "outcome"]
+)
+
 
 PUSHES_BY_KIND = Counter(
     "messenger_pushes_by_kind",
@@ -62,3 +66,14 @@ for _provider in Provider:
             PUSHES_BY_KIND.labels(_kind, _provider, _outcome)
 for _reason in SkipReason:
     PUSH_SKIPPED.labels(_reason)
+
+
+def _email_series() -> None:
+    from backend.app.messenger.email.vocabulary import EmailKind, EmailOutcome
+
+    for kind in EmailKind:
+        for outcome in EmailOutcome:
+            EMAILS.labels(kind.value, outcome.value)
+
+
+_email_series()

@@ -3,7 +3,7 @@ lifespan (or `messenger worker`) and handed to routers through `Annotated` depen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
+from backend.app.messenger.preferences.claims import EmailClaimMemory
 
 if TYPE_CHECKING:
     from backend.app.messenger.push.dispatcher import PushDispatcher
@@ -29,6 +30,8 @@ class Runtime:
     push: PushDispatcher
     # Only processes that serve the API hold WebSocket connections.
     hub: Hub | None = None
+    # Which JWT `email` claims this process already stored (saves a write per request).
+    email_claims: EmailClaimMemory = field(default_factory=EmailClaimMemory)
 
 
 def runtime_of(connection: Request | WebSocket) -> Runtime:

@@ -1,33 +1,33 @@
 """Test harness: real PostgreSQL (migrated by Alembic), real Redis, real uvicorn servers.
 
+The machinery lives in the installable support package `backend.devtools` (shared with
+`bench/` and `messenger dev`); this file only turns it into fixtures.
+
 Every test starts from empty tables and an empty Redis database. The app under test is
 served by uvicorn on an ephemeral port and driven over HTTP/WebSocket like any client.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 
-from backend.app.auth import mint_token
 from backend.app.cli import run_migrations
 from backend.app.config import Settings
-from backend.app.main import create_app
-from backend.tests import infra as test_infra
+from backend.app.vapid import b64url, generate_vapid_keys
+from backend.devtools import infra as test_infra
+from backend.devtools.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator
+from backend.devtools.providers import Providers
+from backend.devtools.servers import API, LiveServer, bearer_header, start_live_server
+from backend.devtools.subscriptions import p256dh_key, web_push_subscription
 
 TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 TEST_API_KEY = "test-service-api-key"
-API = "/api/v1/messenger"
 
 # Every table but Alembic's bookkeeping: new domain packages need no edit here.
 ALL_TABLES = """
@@ -87,25 +87,6 @@ def settings(base_settings: dict[str, Any]) -> Settings:
     return Settings(_env_file=None, **base_settings)  # type: ignore[call-arg]
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # leave pytest's signal handling alone
-        yield
-
-
-@dataclass
-class LiveServer:
-    url: str
-    ws_url: str
-    settings: Settings
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await asyncio.wait_for(self.task, 15)
-
-
 ServerFactory = Callable[..., Awaitable[LiveServer]]
 
 
@@ -116,27 +97,7 @@ async def start_server(base_settings: dict[str, Any]) -> AsyncIterator[ServerFac
 
     async def start(*, background: bool = True, **overrides: Any) -> LiveServer:
         settings = Settings(_env_file=None, **{**base_settings, **overrides})  # type: ignore[call-arg]
-        # IPPROTO_TCP explicitly: asyncio then sets TCP_NODELAY on accepted connections.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(settings, background=background), log_level="warning", lifespan="on"
-        )
-        server = _Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server exited during startup")
-            await asyncio.sleep(0.01)
-        live = LiveServer(
-            url=f"http://127.0.0.1:{port}",
-            ws_url=f"ws://127.0.0.1:{port}{API}/ws",
-            settings=settings,
-            server=server,
-            task=task,
-        )
+        live = await start_live_server(settings, background=background)
         servers.append(live)
         return live
 
@@ -157,50 +118,13 @@ async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def bearer(user_id: str, *, name: str | None = None, admin: bool = False) -> dict[str, str]:
-    settings = Settings(_env_file=None, jwt_secret=TEST_JWT_SECRET)  # type: ignore[call-arg]
-    token = mint_token(settings, user_id=user_id, name=name, admin=admin)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_header(TEST_JWT_SECRET, user_id, name=name, admin=admin)
 
 
-# --- Device registry helpers (shared by the device, admin, auth and pruning tests) ---
+# Helpers other test modules import from here (their home is backend.devtools / backend.app).
+vapid_key_pair = generate_vapid_keys  # the name tests used before the move
 
-
-def b64url(raw: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def p256dh_key() -> str:
-    """A fresh browser-side P-256 public key, as a PushSubscription carries it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    return b64url(point)
-
-
-def web_push_subscription(
-    endpoint: str | None = None, *, p256dh: str | None = None, auth: str | None = None
-) -> str:
-    """The `PushSubscription` JSON a browser hands out: a real key pair and 16 random auth bytes.
-
-    The default endpoint is on the default allow-list (Chrome's push service) and unique.
-    """
-    import json
-    import secrets
-
-    if endpoint is None:
-        endpoint = f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(24)}"
-    keys = {
-        "p256dh": p256dh if p256dh is not None else p256dh_key(),
-        "auth": auth if auth is not None else b64url(secrets.token_bytes(16)),
-    }
-    return json.dumps({"endpoint": endpoint, "keys": keys})
+__all__ = ["API", "LiveServer", "Providers", "b64url", "p256dh_key", "web_push_subscription"]
 
 
 @pytest.fixture
@@ -216,62 +140,9 @@ async def sql(database_url: str, clean_state: None) -> AsyncIterator[asyncpg.Con
 # -- push providers: wire-protocol emulators --------------------------------------------------
 
 
-@dataclass
-class Providers:
-    fcm: Any
-    apns: Any
-    webpush: Any
-    vapid_private_key: str
-    vapid_public_key: str
-
-    def settings(self) -> dict[str, Any]:
-        """Server settings that point all three real provider libraries at the emulators."""
-        return {
-            "fcm_credentials_file": self.fcm.credentials_file,
-            "fcm_endpoint": self.fcm.endpoint,
-            "apns_key_path": self.apns.key_path,
-            "apns_key_id": self.apns.key_id,
-            "apns_team_id": self.apns.team_id,
-            "apns_topic": self.apns.topic,
-            "apns_host": self.apns.host_port,
-            "apns_ca_file": self.apns.ca_file,
-            "web_push_private_key": self.vapid_private_key,
-            "web_push_public_key": self.vapid_public_key,
-            "web_push_claims_email": "ops@example.com",
-            "web_push_endpoint_allowlist": self.webpush.endpoint_prefix,
-            "web_push_ca_file": self.webpush.ca_file,
-            # Keep retries quick in tests; the backoff shape itself is what is checked.
-            "push_retry_base_seconds": 0.05,
-            "push_retry_max_seconds": 0.2,
-        }
-
-    def reset(self) -> None:
-        for emulator in (self.fcm, self.apns, self.webpush):
-            emulator.reset()
-
-
-def vapid_key_pair() -> tuple[str, str]:
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_numbers().private_value.to_bytes(32, "big")
-    public = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return (
-        base64.urlsafe_b64encode(private).decode().rstrip("="),
-        base64.urlsafe_b64encode(public).decode().rstrip("="),
-    )
-
-
 @pytest.fixture(scope="session")
 def provider_emulators() -> Iterator[Providers]:
-    from backend.tests.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator
-
-    private, public = vapid_key_pair()
+    private, public = generate_vapid_keys()
     with FcmEmulator() as fcm, ApnsEmulator() as apns, WebPushEmulator() as webpush:
         webpush.expected_vapid_public_key = public
         yield Providers(fcm, apns, webpush, private, public)
@@ -293,3 +164,24 @@ async def push_server(start_server: ServerFactory, providers: Providers) -> Live
 async def push_client(push_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=push_server.url + API, timeout=30) as http:
         yield http
+
+
+# -- email: a real SMTP server ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[Any]:
+    from backend.devtools.emulators.smtp import SmtpSink
+
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def smtp(smtp_sink: Any) -> Iterator[Any]:
+    """The session's SMTP sink, running and empty (a test may stop it to play an outage)."""
+    smtp_sink.start()
+    smtp_sink.reset()
+    yield smtp_sink
+    smtp_sink.start()
+    smtp_sink.reset()

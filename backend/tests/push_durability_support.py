@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from backend.tests.conftest import Providers
+from backend.devtools.providers import Providers
 from backend.tests.messaging import create_conversation
 from backend.tests.push_helpers import register
 

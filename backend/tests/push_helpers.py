@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from backend.tests.conftest import Providers, bearer
+from backend.devtools.providers import Providers
+from backend.tests.conftest import bearer
 
 
 @dataclass

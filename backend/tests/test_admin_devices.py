@@ -11,7 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from backend.tests.conftest import API, LiveServer, ServerFactory, bearer, web_push_subscription
+from backend.devtools.subscriptions import web_push_subscription
+from backend.tests.conftest import API, LiveServer, ServerFactory, bearer
 
 ADMIN = bearer("root", admin=True)
 

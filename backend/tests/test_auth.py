@@ -10,7 +10,8 @@ import httpx
 import jwt
 import pytest
 
-from backend.tests.conftest import API, TEST_JWT_SECRET, ServerFactory, b64url
+from backend.app.vapid import b64url
+from backend.tests.conftest import API, TEST_JWT_SECRET, ServerFactory
 
 
 def claims(**overrides: Any) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
-from backend.tests.conftest import API, TEST_API_KEY, LiveServer, bearer, web_push_subscription
+from backend.devtools.subscriptions import web_push_subscription
+from backend.tests.conftest import API, TEST_API_KEY, LiveServer, bearer
 from backend.tests.messaging import HANG_GUARD_SECONDS, create_conversation
 
 FCM_TOKEN = f"{secrets.token_urlsafe(8)}:APA91b{secrets.token_urlsafe(110)}"

@@ -13,14 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
-from backend.tests.conftest import (
-    API,
-    ServerFactory,
-    b64url,
-    bearer,
-    p256dh_key,
-    web_push_subscription,
-)
+from backend.app.vapid import b64url
+from backend.devtools.subscriptions import p256dh_key, web_push_subscription
+from backend.tests.conftest import API, ServerFactory, bearer
 
 ALICE = bearer("alice")
 BOB = bearer("bob")

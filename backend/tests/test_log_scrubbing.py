@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
-from backend.tests.conftest import API, TEST_API_KEY, TEST_JWT_SECRET, Providers, bearer
+from backend.devtools.providers import Providers
+from backend.tests.conftest import API, TEST_API_KEY, TEST_JWT_SECRET, bearer
 from backend.tests.messaging import HANG_GUARD_SECONDS, recv_json, token_of, ws_client
 from backend.tests.push_helpers import register_all_providers
 

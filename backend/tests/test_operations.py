@@ -18,16 +18,16 @@ import asyncpg
 import httpx
 import jwt
 import pytest
-from alembic.config import Config
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from alembic import command
-from backend.app.cli import PROJECT_ROOT, run_migrations
+from backend.app.cli import PROJECT_ROOT, alembic_config, run_migrations
 from backend.app.config import Settings
 from backend.app.embedded import redis_server_binary
-from backend.tests import infra as test_infra
-from backend.tests.conftest import API, LiveServer, ServerFactory, b64url
+from backend.app.vapid import b64url
+from backend.devtools import infra as test_infra
+from backend.tests.conftest import API, LiveServer, ServerFactory
 
 CONTRACT_ENDPOINTS = {
     ("GET", "/health"),
@@ -189,15 +189,6 @@ async def test_the_vapid_public_key_is_served_without_authentication(
 
 
 # --- Migrations ----------------------------------------------------------------------------------
-
-
-def alembic_config(url: str) -> Config:
-    """The configuration `messenger migrate` uses (backend.app.cli.run_migrations)."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    config.attributes["configure_logging"] = False
-    return config
 
 
 async def _tables(url: str) -> set[str]:

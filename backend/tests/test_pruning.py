@@ -16,7 +16,7 @@ import pytest
 from backend.app.config import Settings
 from backend.app.db import create_engine, create_sessionmaker
 from backend.app.messenger.pruning import run_if_due
-from backend.tests import infra as test_infra
+from backend.devtools import infra as test_infra
 from backend.tests.conftest import LiveServer, ServerFactory, bearer
 
 ALICE = bearer("alice")

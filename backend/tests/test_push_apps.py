@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.tests.conftest import API, LiveServer, Providers, ServerFactory, bearer, vapid_key_pair
-from backend.tests.emulators import WebPushEmulator, webpush
+from backend.app.vapid import generate_vapid_keys
+from backend.devtools.emulators import WebPushEmulator, webpush
+from backend.devtools.providers import Providers
+from backend.tests.conftest import API, LiveServer, ServerFactory, bearer
 from backend.tests.messaging import eventually
 from backend.tests.push_helpers import register
 
@@ -37,7 +39,7 @@ def beta_apps(provider_emulators: Providers) -> Iterator[BetaApps]:
     service that accepts only the second VAPID key."""
     credentials = provider_emulators.fcm.add_project(BETA_PROJECT)
     provider_emulators.apns.add_topic(BETA_TOPIC)
-    private, public = vapid_key_pair()
+    private, public = generate_vapid_keys()
     with WebPushEmulator(expected_vapid_public_key=public) as second:
         yield BetaApps(credentials, second, private, public)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from backend.tests.conftest import TEST_API_KEY, Providers, ServerFactory, bearer
-from backend.tests.emulators import apns, fcm, webpush
+from backend.devtools.emulators import apns, fcm, webpush
+from backend.devtools.providers import Providers
+from backend.tests.conftest import TEST_API_KEY, ServerFactory, bearer
 from backend.tests.push_helpers import register_all_providers
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from backend.tests.conftest import API, Providers, ServerFactory, bearer
+from backend.devtools.providers import Providers
+from backend.tests.conftest import API, ServerFactory, bearer
 from backend.tests.messaging import eventually, send_message
 from backend.tests.push_durability_support import offline_group, workers
 from backend.tests.push_helpers import register

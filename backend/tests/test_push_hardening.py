@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from backend.tests.conftest import API, TEST_API_KEY, LiveServer, Providers, ServerFactory, bearer
-from backend.tests.emulators import Reply, fcm
+from backend.devtools.emulators import Reply, fcm
+from backend.devtools.providers import Providers
+from backend.tests.conftest import API, TEST_API_KEY, LiveServer, ServerFactory, bearer
 from backend.tests.messaging import create_conversation, eventually, send_message
 from backend.tests.push_durability_support import offline_group, workers
 from backend.tests.push_helpers import metric, register

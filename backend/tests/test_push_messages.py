@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from backend.tests.conftest import LiveServer, Providers, ServerFactory, bearer
+from backend.devtools.providers import Providers
+from backend.tests.conftest import LiveServer, ServerFactory, bearer
 from backend.tests.messaging import create_conversation, send_message, send_over_ws, ws_client
 from backend.tests.push_helpers import register_all_providers
 
@@ -202,7 +203,7 @@ async def test_content_hidden_when_push_include_content_is_false(
 async def test_dead_token_device_gets_nothing_afterwards(
     push_client: httpx.AsyncClient, providers: Providers
 ) -> None:
-    from backend.tests.emulators import fcm
+    from backend.devtools.emulators import fcm
 
     bob = await register_all_providers(push_client, providers, "bob")
     providers.fcm.always(bob.fcm_token, fcm.unregistered())

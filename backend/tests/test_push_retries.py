@@ -13,8 +13,9 @@ from backend.app.messenger.push.apps import ApnsCredentials, Transport, default_
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.apns import ApnsProvider
 from backend.app.messenger.push.providers.base import Target, Verdict
-from backend.tests.conftest import Providers, ServerFactory, bearer
-from backend.tests.emulators import apns, fcm, webpush
+from backend.devtools.emulators import apns, fcm, webpush
+from backend.devtools.providers import Providers
+from backend.tests.conftest import ServerFactory, bearer
 from backend.tests.messaging import eventually
 from backend.tests.push_helpers import metric, register_all_providers
 

@@ -10,7 +10,7 @@ import asyncpg
 from alembic.script import ScriptDirectory
 
 from backend.app.cli import run_migrations
-from backend.tests import infra as test_infra
+from backend.devtools import infra as test_infra
 from backend.tests.test_operations import alembic_config
 
 READ_STATE_REVISION = "0006"

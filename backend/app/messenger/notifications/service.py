@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import String, any_, func, literal, select, update
+from sqlalchemy import String, any_, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -148,3 +148,37 @@ async def unread_counts(session: AsyncSession, *, user_ids: list[str]) -> dict[s
     for user_id, count in rows:
         counts[user_id] = count
     return counts
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadInbox:
+    count: int
+    newest_at: datetime
+    titles: list[str]  # newest first, at most `titles_per_user`
+
+
+_UNREAD_INBOX = text(
+    """
+    SELECT e.user_id, count(*) AS unread, max(e.created_at) AS newest_at,
+           (array_agg(n.title ORDER BY e.id DESC))[1:CAST(:titles AS int)] AS titles
+      FROM notification_inbox AS e
+      JOIN notifications AS n ON n.id = e.notification_id
+     WHERE e.user_id = ANY(CAST(:users AS varchar[])) AND e.read_at IS NULL
+     GROUP BY e.user_id
+    """
+)
+
+
+async def unread_inbox(
+    session: AsyncSession, *, user_ids: list[str], titles_per_user: int = 10
+) -> dict[str, UnreadInbox]:
+    """Unread inbox entries of many users in one query, for the daily digest: how many, the
+    newest one's time, and the newest titles. Users with nothing unread are absent."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        _UNREAD_INBOX, {"users": sorted(set(user_ids)), "titles": titles_per_user}
+    )
+    return {
+        row.user_id: UnreadInbox(row.unread, row.newest_at, list(row.titles or [])) for row in rows
+    }

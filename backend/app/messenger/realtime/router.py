@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, WebSocket, status
 
 from backend.app import ratelimit
-from backend.app.auth import CurrentUserDep, InvalidToken, decode_token
+from backend.app.auth import CurrentUserDep, WebSocketUserDep
 from backend.app.db import SessionDep
 from backend.app.errors import unprocessable
 from backend.app.messenger import presence
@@ -42,17 +42,12 @@ MAX_PRESENCE_USERS = 1000
 
 
 @router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(websocket: WebSocket, user: WebSocketUserDep) -> None:
     """Real-time channel, `?token=<JWT>`. A bad or missing token is accepted, then closed
     with 4401 (browsers cannot read the status of a refused upgrade)."""
     rt = runtime_of(websocket)
     await websocket.accept()
-    token = websocket.query_params.get("token")
-    try:
-        if not token:
-            raise InvalidToken("missing token")
-        user = decode_token(token, rt.settings)
-    except InvalidToken:
+    if user is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "invalid or missing token")
         return
     hub = rt.hub
