@@ -2,7 +2,7 @@
 range of clear-on-read jobs.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels = None
 depends_on = None
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from backend.devtools.emulators.base import Received
 from backend.tests.conftest import LiveServer, Providers, bearer
-from backend.tests.emulators.base import Received
 from backend.tests.messaging import (
     create_conversation,
     eventually,

@@ -6,8 +6,8 @@ import asyncio
 
 import httpx
 
+from backend.devtools.emulators.base import Received
 from backend.tests.conftest import Providers, bearer
-from backend.tests.emulators.base import Received
 from backend.tests.messaging import create_conversation, eventually, send_message
 from backend.tests.notification_helpers import accepted, inbox_ids
 from backend.tests.push_helpers import register_all_providers

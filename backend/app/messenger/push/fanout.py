@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.app.messenger.blocks.service import users_blocking
 from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
+from backend.app.messenger.push.preference_rules import PreferenceRules
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.vocabulary import PushKind, SkipReason
 from backend.app.messenger.read_state.unread import unread_badges
@@ -71,8 +72,15 @@ class FanOutPolicy:
     ) -> None:
         self.with_badges = with_badges  # off only to measure the badge's cost (bench)
         # Applied in the contract's order of skip reasons, whatever the registration order.
+        preferences = PreferenceRules()
         self.filters: dict[SkipReason, RecipientFilter] = (
-            {SkipReason.BLOCKED: blocked_the_sender} if filters is None else dict(filters)
+            {
+                SkipReason.PUSH_DISABLED: preferences.push_disabled,
+                SkipReason.BLOCKED: blocked_the_sender,
+                SkipReason.QUIET_HOURS: preferences.quiet_hours,
+            }
+            if filters is None
+            else dict(filters)
         )
 
     def register(self, reason: SkipReason, recipient_filter: RecipientFilter) -> None:
