@@ -21,12 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.app.messenger.blocks.service import users_blocking
 from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
-from backend.app.messenger.push.preference_filters import (
-    in_quiet_hours,
-    push_disabled_by_preference,
-)
+from backend.app.messenger.push.preference_rules import PreferenceRules
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.vocabulary import Priority, PushKind, SkipReason
+from backend.app.messenger.read_state.unread import unread_badges
 from backend.app.metrics import PUSH_SKIPPED
 from backend.app.redis_client import RedisClient
 
@@ -50,6 +48,8 @@ def presence_applies(job: JobRow) -> bool:
 
 # Kinds whose skips feed `messenger_push_skipped_total` (the contract counts message recipients).
 COUNTED = frozenset({PushKind.MESSAGE})
+# Kinds whose pushes carry the recipient's unread total (the app badge).
+BADGED = frozenset({PushKind.MESSAGE})
 
 
 @dataclass(slots=True)
@@ -77,13 +77,17 @@ async def blocked_the_sender(session: AsyncSession, job: JobRow, user_ids: list[
 
 
 class FanOutPolicy:
-    def __init__(self, filters: dict[SkipReason, RecipientFilter] | None = None) -> None:
+    def __init__(
+        self, filters: dict[SkipReason, RecipientFilter] | None = None, *, with_badges: bool = True
+    ) -> None:
+        self.with_badges = with_badges  # off only to measure the badge's cost (bench)
         # Applied in the contract's order of skip reasons, whatever the registration order.
+        preferences = PreferenceRules()
         self.filters: dict[SkipReason, RecipientFilter] = (
             {
-                SkipReason.PUSH_DISABLED: push_disabled_by_preference,
+                SkipReason.PUSH_DISABLED: preferences.push_disabled,
                 SkipReason.BLOCKED: blocked_the_sender,
-                SkipReason.QUIET_HOURS: in_quiet_hours,
+                SkipReason.QUIET_HOURS: preferences.quiet_hours,
             }
             if filters is None
             else dict(filters)
@@ -126,6 +130,13 @@ class FanOutPolicy:
             return audience
         audience.skip(SkipReason.ONLINE, set(online))
         return audience
+
+    async def badges(self, session: AsyncSession, audience: Audience) -> dict[str, int] | None:
+        """Every remaining recipient's unread total for kinds that carry a badge: one
+        set-based pass for all of them (read positions + inbox), in the delivery transaction."""
+        if audience.job.kind not in BADGED or not audience.user_ids or not self.with_badges:
+            return None
+        return await unread_badges(session, user_ids=audience.user_ids)
 
     @staticmethod
     def delivery_plan(audience: Audience, with_devices: set[str]) -> None:

@@ -62,6 +62,9 @@ class PushJob(Base):
     fanout_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Clear-on-read jobs: the read move's range of message positions (from, to].
+    read_from_seq: Mapped[int | None] = mapped_column(BigInteger)
+    read_to_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint(sql_in("kind", PushKind), name="kind"),
@@ -96,6 +99,8 @@ class PushDelivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The recipient's unread total at fan-out (message pushes); sent as the app badge.
+    badge: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint(sql_in("status", DeliveryStatus), name="status"),

@@ -5,7 +5,7 @@ and never commit. Claiming and recording deliveries lives in `delivery_repositor
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -57,9 +57,12 @@ _CREATE_DELIVERIES = text(
         SELECT id, user_id FROM device_tokens
         WHERE user_id = ANY(CAST(:user_ids AS varchar[])) AND is_active
     ), created AS (
-        INSERT INTO push_deliveries (job_id, device_id, lease_until)
-        SELECT :job_id, id, CASE WHEN :owned THEN now() + make_interval(secs => :lease) END
+        INSERT INTO push_deliveries (job_id, device_id, lease_until, badge)
+        SELECT :job_id, targets.id,
+               CASE WHEN :owned THEN now() + make_interval(secs => :lease) END, b.badge
         FROM targets
+        LEFT JOIN unnest(CAST(:badge_users AS varchar[]), CAST(:badges AS int[]))
+             AS b(user_id, badge) ON b.user_id = targets.user_id
         ON CONFLICT DO NOTHING
     )
     SELECT DISTINCT user_id FROM targets
@@ -112,13 +115,23 @@ async def create_deliveries(
     user_ids: Sequence[str],
     lease: float,
     owned: bool,
+    badges: Mapping[str, int] | None = None,
 ) -> set[str]:
-    """One INSERT ... SELECT for every active device of these users; returns who had one."""
+    """One INSERT ... SELECT for every active device of these users (with each user's badge,
+    if given, through `unnest`); returns who had one."""
     if not user_ids:
         return set()
+    badges = badges or {}
     result = await session.execute(
         _CREATE_DELIVERIES,
-        {"job_id": job_id, "user_ids": list(user_ids), "lease": lease, "owned": owned},
+        {
+            "job_id": job_id,
+            "user_ids": list(user_ids),
+            "lease": lease,
+            "owned": owned,
+            "badge_users": list(badges),
+            "badges": list(badges.values()),
+        },
     )
     return set(result.scalars())
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.messenger.push import repository, stats
+from backend.app.messenger.conversations.read_state import ReadMove
+from backend.app.messenger.push import clear_on_read, repository, stats
 
 
 async def stop_pending_pushes(
@@ -56,3 +57,11 @@ async def purge_finished_work(session: AsyncSession, *, retention_days: int, bat
     """One batch of the daily pass: roll old finished push work up into the statistics, then
     delete it (same transaction). Returns how many jobs went."""
     return await stats.roll_up_and_purge(session, retention_days=retention_days, batch=batch)
+
+
+async def clear_after_read(session: AsyncSession, *, move: ReadMove | None) -> int | None:
+    """In the read's transaction: queue the silent clear-on-read push for the reader's devices
+    that pushes of the passed messages reached. Returns the job to kick after the commit."""
+    if move is None:
+        return None
+    return await clear_on_read.enqueue_clear(session, move=move)
