@@ -44,6 +44,17 @@ def unread_badge(driver, conversation_id: str) -> str:
     return link.find_element(By.CSS_SELECTOR, ".badge.unread").get_attribute("data-unread")
 
 
+def open_conversation(driver, conversation_id: str) -> None:
+    """Click the conversation in the list (re-found on each try: the list re-renders live)."""
+
+    def click() -> bool:
+        css = f'a[data-conversation-id="{conversation_id}"]'
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    eventually(click, what="conversation link clicked")
+
+
 def presence_dot(driver, conversation_id: str) -> str:
     link = driver.find_element(By.CSS_SELECTOR, f'a[data-conversation-id="{conversation_id}"]')
     return link.find_element(By.CSS_SELECTOR, ".dot").get_attribute("data-state")
@@ -81,7 +92,7 @@ def test_two_users_chat_live_with_unread_counts_and_presence(web_server, browser
     screenshot(alice, "client-list-unread")
 
     # Alice opens the conversation: history shown, unread cleared; live messages both ways.
-    alice.find_element(By.CSS_SELECTOR, f'a[data-conversation-id="{conversation_id}"]').click()
+    open_conversation(alice, conversation_id)
     eventually(
         lambda: "Yes! Friday 10:00 works." in bubbles(alice), what="bob's message in alice's chat"
     )
