@@ -131,10 +131,10 @@ def test_history_scrolls_back_with_before(web_server, browser):
 def deliver_push(driver, origin: str, payload: dict) -> None:
     """Hand a push message to this origin's service worker through the DevTools protocol
     (Chromium cannot reach a real push service here). The profile is fresh and holds one
-    registration; CDP reports its id only as an event, so the first few ids are tried (a
-    push for an id that does not exist is dropped)."""
+    registration; CDP reports its id only as an event, so the first ten ids are tried (a
+    push for an id that does not exist is dropped; Chromium 156 numbers past 2)."""
     driver.execute_cdp_cmd("ServiceWorker.enable", {})
-    for registration_id in ("0", "1", "2"):
+    for registration_id in map(str, range(10)):
         driver.execute_cdp_cmd(
             "ServiceWorker.deliverPushMessage",
             {"origin": origin, "registrationId": registration_id, "data": json.dumps(payload)},
