@@ -124,8 +124,9 @@ def test_preferences_saved_through_the_page_are_what_the_api_returns(web_server,
     # A fresh visit shows what was saved.
     alice.refresh()
     eventually(
-        lambda: alice.find_element(By.ID, "pref-quiet-tz").get_attribute("value")
-        == "Europe/Berlin",
+        lambda: (
+            alice.find_element(By.ID, "pref-quiet-tz").get_attribute("value") == "Europe/Berlin"
+        ),
         what="saved preferences shown again",
     )
     assert not alice.find_element(By.ID, "pref-push").is_selected()
