@@ -49,6 +49,8 @@ def _settings_with_infrastructure(
         settings.database_url = embedded.start_postgres(settings.data_dir)
         started_postgres = True
     if redis and not settings.redis_url:
+        # The embedded redis-server is a single node: a cluster must be named by REDIS_URL.
+        settings.redis_cluster = False
         settings.redis_url = embedded.start_redis(settings.data_dir)
     if started_postgres and migrate_embedded:
         run_migrations(settings.database_url)
@@ -176,6 +178,7 @@ def prune(
                 inactive_days=settings.inactive_device_retention_days,
                 batch_size=settings.prune_batch_size,
                 notification_retention_days=settings.notification_retention_days,
+                push_retention_days=settings.push_delivery_retention_days,
             )
             async with sessionmaker.begin() as session:
                 await record_completion(session)

@@ -157,6 +157,7 @@ def start(host: str, port: int) -> None:
         **_smtp_settings(smtp),
         "database_url": database_url,
         "redis_url": redis_url,
+        "redis_cluster": False,  # the embedded redis-server is a single node
         "jwt_secret": secrets["jwt_secret"],
         "service_api_key": secrets["service_api_key"],
     }

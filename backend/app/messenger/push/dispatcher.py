@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
@@ -23,6 +22,7 @@ from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
 from backend.app.metrics import PUSH_JOBS_PARKED, count_push
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class PushDispatcher:
         *,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
-        redis: Redis,
+        redis: RedisClient,
         interactive_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         policy: FanOutPolicy | None = None,
     ) -> None:

@@ -15,16 +15,20 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.blocks.service import users_blocking
 from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
+from backend.app.messenger.push.preference_filters import (
+    in_quiet_hours,
+    push_disabled_by_preference,
+)
 from backend.app.messenger.push.repository import JobRow
-from backend.app.messenger.push.vocabulary import PushKind, SkipReason
+from backend.app.messenger.push.vocabulary import Priority, PushKind, SkipReason
 from backend.app.metrics import PUSH_SKIPPED
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,16 @@ RecipientFilter = Callable[[AsyncSession, JobRow, list[str]], Awaitable[set[str]
 # Kinds whose recipients are skipped while online (`active`). Test pushes and
 # `/internal/notify` go out regardless of presence.
 PRESENCE_AWARE = frozenset({PushKind.MESSAGE})
+
+
+def presence_applies(job: JobRow) -> bool:
+    """Message pushes skip active recipients; so do notification-center pushes (a set of
+    recipients) unless their priority is high. `/internal/notify` and test pushes never do."""
+    if job.kind is PushKind.NOTIFICATION and job.recipient_ids is not None:
+        return job.priority is not Priority.HIGH
+    return job.kind in PRESENCE_AWARE
+
+
 # Kinds whose skips feed `messenger_push_skipped_total` (the contract counts message recipients).
 COUNTED = frozenset({PushKind.MESSAGE})
 
@@ -66,7 +80,13 @@ class FanOutPolicy:
     def __init__(self, filters: dict[SkipReason, RecipientFilter] | None = None) -> None:
         # Applied in the contract's order of skip reasons, whatever the registration order.
         self.filters: dict[SkipReason, RecipientFilter] = (
-            {SkipReason.BLOCKED: blocked_the_sender} if filters is None else dict(filters)
+            {
+                SkipReason.PUSH_DISABLED: push_disabled_by_preference,
+                SkipReason.BLOCKED: blocked_the_sender,
+                SkipReason.QUIET_HOURS: in_quiet_hours,
+            }
+            if filters is None
+            else dict(filters)
         )
 
     def register(self, reason: SkipReason, recipient_filter: RecipientFilter) -> None:
@@ -95,8 +115,8 @@ class FanOutPolicy:
                 audience.skip(reason, await recipient_filter(session, job, audience.user_ids))
         return audience
 
-    async def drop_online(self, redis: Redis, audience: Audience) -> Audience:
-        if audience.job.kind not in PRESENCE_AWARE or not audience.user_ids:
+    async def drop_online(self, redis: RedisClient, audience: Audience) -> Audience:
+        if not presence_applies(audience.job) or not audience.user_ids:
             return audience
         try:
             online = await online_user_ids(redis, audience.user_ids)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.messenger.push.vocabulary import PushKind
+from backend.app.messenger.push.vocabulary import Priority, PushKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class JobRow:
     target_user_id: str | None
     recipient_ids: list[str] | None
     fanout_attempts: int
+    priority: Priority = Priority.HIGH
 
 
 _CLAIM_JOB = """
@@ -34,7 +35,8 @@ _CLAIM_JOB = """
           AND (fanout_lease_until IS NULL OR fanout_lease_until < now()) AND {condition}
         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, kind, conversation_id, sender_id, target_user_id, recipient_ids, fanout_attempts
+    RETURNING id, kind, conversation_id, sender_id, target_user_id, recipient_ids, fanout_attempts,
+              priority
 """
 _CLAIM_ANY_JOB = text(_CLAIM_JOB.format(condition="TRUE"))
 _CLAIM_THIS_JOB = text(_CLAIM_JOB.format(condition="id = :job_id"))
@@ -87,6 +89,7 @@ async def claim_job(session: AsyncSession, *, job_id: int | None, lease: float) 
         target_user_id=row.target_user_id,
         recipient_ids=row.recipient_ids,
         fanout_attempts=row.fanout_attempts,
+        priority=Priority(row.priority),
     )
 
 
