@@ -5,9 +5,9 @@
 #                     unless DATABASE_URL / REDIS_URL are set, e.g. in .env)
 #   make dev          the same with FCM, APNs, Web Push and SMTP emulated locally and two demo
 #                     users (refuses DATABASE_URL); see README "Try it in five minutes"
-#                     Emails: run `$(BIN)/python -m backend.devtools.emulators.smtp --port 1025` in
-#                     another terminal and set SMTP_HOST=127.0.0.1 SMTP_PORT=1025 SMTP_SECURITY=none
-#                     (e.g. in .env): every email the service sends is printed there.
+#                     Emails the service sends land in its SMTP sink: `messenger dev inbox`.
+#                     With `make run`: `$(BIN)/python -m backend.devtools.emulators.smtp --port 1025`
+#                     prints them; set SMTP_HOST=127.0.0.1 SMTP_PORT=1025 SMTP_SECURITY=none.
 #   make test         the test suite (TEST_DATABASE_URL / TEST_REDIS_URL, else throwaway servers)
 #   make lint         ruff check + ruff format --check
 #   make fuzz         schemathesis over the OpenAPI schema against a real server, many examples

@@ -51,6 +51,8 @@ def _settings_with_infrastructure(
         settings.database_url = embedded.start_postgres(settings.data_dir)
         started_postgres = True
     if redis and not settings.redis_url:
+        # The embedded redis-server is a single node: a cluster must be named by REDIS_URL.
+        settings.redis_cluster = False
         settings.redis_url = embedded.start_redis(settings.data_dir)
     if started_postgres and migrate_embedded:
         run_migrations(settings.database_url)
@@ -216,6 +218,7 @@ def prune(
                 inactive_days=settings.inactive_device_retention_days,
                 batch_size=settings.prune_batch_size,
                 notification_retention_days=settings.notification_retention_days,
+                push_retention_days=settings.push_delivery_retention_days,
             )
             async with sessionmaker.begin() as session:
                 await record_completion(session)
@@ -255,6 +258,13 @@ def token(
 @cli.command()
 def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
     """Send that user's digest now if anything is unread; prints `sent` or `nothing`."""
+    _setup_logging()
+    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
+    typer.echo("sent" if send_digest_command(settings, user) else "nothing")
+
+
+def send_digest_command(settings: Settings, user: str) -> bool:
+    """`messenger digest --user` (and `messenger dev digest`): queue the digest, deliver it."""
     from datetime import UTC, datetime
 
     from backend.app.db import create_engine, create_sessionmaker
@@ -262,8 +272,6 @@ def digest(user: Annotated[str, typer.Option(help="User id whose digest to send 
     from backend.app.messenger.digest.sources import default_source
     from backend.app.messenger.email.sender import EmailSender
 
-    _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
     if not settings.email_enabled:
         log.warning("email is off (SMTP_HOST is not set): no digest can be sent")
 
@@ -288,7 +296,7 @@ def digest(user: Annotated[str, typer.Option(help="User id whose digest to send 
         finally:
             await engine.dispose()
 
-    typer.echo("sent" if asyncio.run(main()) else "nothing")
+    return asyncio.run(main())
 
 
 def main() -> None:

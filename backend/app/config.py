@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Infrastructure. Empty means "start the embedded servers under .data/" (serve/worker only).
     database_url: str = ""
     redis_url: str = ""
+    # REDIS_URL names one node of a Redis Cluster (7+); the client discovers the others.
+    redis_cluster: bool = False
     data_dir: Path = Path(".data")
 
     # Identity
@@ -83,6 +85,8 @@ class Settings(BaseSettings):
     device_registrations_per_minute: int = Field(default=30, ge=1)
     max_active_devices_per_user: int = Field(default=50, ge=1)
     notification_retention_days: int = Field(default=90, ge=1)
+    # Raw push jobs/deliveries are kept this long, then rolled up into hourly statistics.
+    push_delivery_retention_days: int = Field(default=7, ge=1, le=3650)
     notification_batch_size: int = Field(default=1000, ge=1, le=50_000)
     notification_sweep_interval_seconds: float = Field(default=1.0, gt=0)
 

@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -22,31 +21,13 @@ from backend.app.db import create_engine, create_sessionmaker
 from backend.app.edge.guard import InputGuard
 from backend.app.edge.logs import install_log_redaction
 from backend.app.messenger.conversations.service import ConversationNotFound
+from backend.app.redis_client import create_redis, load_cluster_map
 from backend.app.runtime import Runtime, RuntimeDep
 from backend.app.webclient import install_web
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/messenger"
-
-
-def create_redis(url: str, *, timeout_seconds: float = 2.0) -> Redis:
-    """A blocking pool: past `max_connections` callers wait for a connection instead of failing
-    at once (a failed presence read would make fan-out push people who are online).
-
-    Every call is bounded by `timeout_seconds` (connect, read, waiting for a connection), so a
-    Redis that is down or silently drops packets costs callers that long at most, never a hang.
-    """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        health_check_interval=30,
-        max_connections=200,
-        timeout=timeout_seconds,
-    )
-    return Redis.from_pool(pool)
 
 
 @asynccontextmanager
@@ -68,8 +49,13 @@ async def open_runtime(
         background_engine = create_engine(settings.database_url, pool_size=5)
         stack.push_async_callback(background_engine.dispose)
         background_sessionmaker = create_sessionmaker(background_engine)
-        redis = create_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        redis = create_redis(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            timeout_seconds=settings.redis_timeout_seconds,
+        )
         stack.push_async_callback(redis.aclose)
+        await load_cluster_map(redis, timeout_seconds=settings.redis_timeout_seconds)
 
         sessionmaker = create_sessionmaker(engine)
         push = PushDispatcher(

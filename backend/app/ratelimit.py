@@ -15,7 +15,8 @@ import weakref
 from enum import StrEnum
 
 from fastapi import HTTPException, status
-from redis.asyncio import Redis
+
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,10 @@ class RateLimited(Exception):
 
 
 # Per Redis client (one per process in production; tests run several apps in one process).
-_paused_until: weakref.WeakKeyDictionary[Redis, float] = weakref.WeakKeyDictionary()
+_paused_until: weakref.WeakKeyDictionary[RedisClient, float] = weakref.WeakKeyDictionary()
 
 
-async def hit(redis: Redis, *, key: str, limit: int, window_seconds: int = 60) -> None:
+async def hit(redis: RedisClient, *, key: str, limit: int, window_seconds: int = 60) -> None:
     """Count one call; raise RateLimited when `limit` calls already happened in this window."""
     now = time.time()
     if now < _paused_until.get(redis, 0.0):
@@ -64,7 +65,7 @@ async def hit(redis: Redis, *, key: str, limit: int, window_seconds: int = 60) -
 
 
 async def enforce_rate_limit(
-    redis: Redis, *, key: str, limit: int, window_seconds: int = 60
+    redis: RedisClient, *, key: str, limit: int, window_seconds: int = 60
 ) -> None:
     """`hit` for HTTP routes: 429 with Retry-After."""
     try:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
 from backend.app.messenger.preferences.claims import EmailClaimMemory
+from backend.app.redis_client import RedisClient
 
 if TYPE_CHECKING:
     from backend.app.messenger.push.dispatcher import PushDispatcher
@@ -26,7 +26,7 @@ class Runtime:
     # Background work has its own pool so request bursts cannot starve it (and vice versa).
     background_engine: AsyncEngine
     background_sessionmaker: async_sessionmaker[AsyncSession]
-    redis: Redis
+    redis: RedisClient
     push: PushDispatcher
     # Only processes that serve the API hold WebSocket connections.
     hub: Hub | None = None

@@ -1,6 +1,7 @@
 """Development and test support shipped with the package (never imported by the service).
 
-- :mod:`.emulators`: wire-protocol emulators of FCM HTTP v1, APNs and Web Push.
+- :mod:`.emulators`: wire-protocol emulators of FCM HTTP v1, APNs and Web Push, and the
+  SMTP sink (:mod:`.emulators.smtp`) the tests and `messenger dev` share.
 - :mod:`.providers`: how the service is pointed at running emulators, and fault replies.
 - :mod:`.infra`: real PostgreSQL and Redis for a test or benchmark session.
 - :mod:`.servers`: the real app under uvicorn on a free port, and bearer headers.

@@ -41,6 +41,11 @@ def read_state(directory: Path, name: str) -> dict[str, Any]:
         raise SystemExit(f"{path} not found: is `messenger dev` running?") from None
 
 
+def dev_settings(directory: Path) -> Settings:
+    """The running dev service's settings (its embedded servers, sink and secrets)."""
+    return Settings(**read_state(directory, "settings.json"))
+
+
 def _refuse_outside_development(settings: Settings) -> None:
     if settings.database_url or os.environ.get("DATABASE_URL"):
         raise SystemExit(
@@ -101,12 +106,6 @@ def _start_helper(directory: Path, name: str, module: str, *args: str) -> dict[s
     return json.loads(state_file.read_text())
 
 
-def _smtp_settings(state: dict[str, Any]) -> dict[str, Any]:
-    """Point the service's email sending (when it has one) at the sink."""
-    wanted = {"smtp_host": state["host"], "smtp_port": state["port"], "smtp_security": "none"}
-    return {k: v for k, v in wanted.items() if k in Settings.model_fields}
-
-
 def write_env(directory: Path, values: dict[str, str]) -> str:
     text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
     (directory / "env.sh").write_text(text)
@@ -121,6 +120,7 @@ def start(host: str, port: int) -> None:
     from backend.app.auth import mint_token
     from backend.app.cli import run_migrations
     from backend.app.main import create_app
+    from backend.devtools.emulators.smtp import service_settings
     from backend.devtools.providers import provider_settings
 
     settings = Settings()
@@ -144,7 +144,12 @@ def start(host: str, port: int) -> None:
         "1000",
     )
     smtp = _start_helper(
-        directory, "smtp", "backend.devtools.smtp_sink", "--dir", str(directory / "mail")
+        directory,
+        "smtp",
+        "backend.devtools.emulators.smtp",
+        "--quiet",
+        "--dir",
+        str(directory / "mail"),
     )
     secrets = _secrets(directory)
     overrides = {
@@ -154,9 +159,10 @@ def start(host: str, port: int) -> None:
             vapid_public_key=secrets["web_push_public_key"],
             email="dev@example.com",
         ),
-        **_smtp_settings(smtp),
+        **service_settings(smtp["host"], smtp["port"]),
         "database_url": database_url,
         "redis_url": redis_url,
+        "redis_cluster": False,  # the embedded redis-server is a single node
         "jwt_secret": secrets["jwt_secret"],
         "service_api_key": secrets["service_api_key"],
     }
@@ -164,10 +170,20 @@ def start(host: str, port: int) -> None:
     (directory / "service.env").write_text(
         "".join(f"{k.upper()}={v}\n" for k, v in overrides.items() if "url" not in k)
     )
+    settings_file = directory / "settings.json"  # for `messenger dev digest` (holds secrets)
+    settings_file.write_text(json.dumps(overrides))
+    settings_file.chmod(0o600)
     base = f"http://{host}:{port}"
     env = {"BASE": base, "API": f"{base}/api/v1/messenger", "API_KEY": secrets["service_api_key"]}
     for variable, (user, name) in DEMO_USERS.items():
-        env[variable] = mint_token(settings, user_id=user, name=name, ttl_seconds=TOKEN_TTL_SECONDS)
+        # The `email` claim is where the service's email to the user goes (digests).
+        env[variable] = mint_token(
+            settings,
+            user_id=user,
+            name=name,
+            email=f"{user}@example.com",
+            ttl_seconds=TOKEN_TTL_SECONDS,
+        )
     env["ADMIN"] = mint_token(settings, user_id="admin", admin=True, ttl_seconds=TOKEN_TTL_SECONDS)
     exports = write_env(directory, env)
     typer.echo(

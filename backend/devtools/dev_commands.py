@@ -1,4 +1,4 @@
-"""The `messenger dev` command group: start, env, subscribe, inbox [--follow], fault."""
+"""The `messenger dev` command group: start, env, subscribe, inbox [--follow], fault, digest."""
 
 from __future__ import annotations
 
@@ -104,6 +104,18 @@ def fault(
     typer.echo(f"{chosen}: pushes to that token now answer {kind}")
 
 
+@dev_cli.command()
+def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
+    """`messenger digest --user` against the running dev mode: the email goes to its sink
+    (`messenger dev inbox`). Prints `sent` or `nothing`."""
+    from backend.app.cli import _setup_logging, send_digest_command
+    from backend.devtools.dev import dev_settings
+
+    _setup_logging()
+    settings = dev_settings(dev_directory())
+    typer.echo("sent" if send_digest_command(settings, user) else "nothing")
+
+
 def _show_push(provider: str, item: dict[str, Any]) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(item["at"]))
     headers = {k: v for k, v in item["headers"].items() if k.lower() != "authorization"}
@@ -115,7 +127,7 @@ def _show_push(provider: str, item: dict[str, Any]) -> str:
 
 
 def _snapshot(directory: Path) -> list[tuple[float, str]]:
-    from backend.devtools.smtp_sink import read_mail
+    from backend.devtools.emulators.smtp import read_mail
 
     state = read_state(directory, "emulators.json")
     entries: list[tuple[float, str]] = []

@@ -33,10 +33,10 @@ def test_dev_mode_refuses_to_start_when_database_url_is_set(tmp_path: Path) -> N
 
 def test_smtp_sink_keeps_every_message_it_receives(tmp_path: Path) -> None:
     pytest.importorskip("aiosmtpd")
-    from backend.devtools.smtp_sink import read_mail
+    from backend.devtools.emulators.smtp import read_mail
 
     state_file = tmp_path / "smtp.json"
-    command = ["-m", "backend.devtools.smtp_sink", "--dir", str(tmp_path / "mail")]
+    command = ["-m", "backend.devtools.emulators.smtp", "--dir", str(tmp_path / "mail")]
     sink = subprocess.Popen([sys.executable, *command, "--state-file", str(state_file)])
     try:
         deadline = time.monotonic() + HANG_GUARD_SECONDS

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 
 from backend.devtools.emulators.smtp import SmtpSink, parts
-from backend.tests.conftest import API, ServerFactory
+from backend.tests.conftest import API, ServerFactory, bearer
 from backend.tests.email_helpers import midday_zone, put_preferences
 from backend.tests.messaging import create_conversation, eventually, send_message
 
@@ -134,6 +134,33 @@ async def test_no_digest_when_nothing_is_unread(
         await make_due(sql, "bob", "dora")
         await eventually(lambda: rescheduled(sql, "bob", "dora"))
     assert smtp.messages == []
+
+
+async def test_messages_the_user_has_read_are_not_in_the_digest(
+    start_server: ServerFactory, smtp: SmtpSink, sql: asyncpg.Connection
+) -> None:
+    server = await start_server(**smtp.settings())
+    async with httpx.AsyncClient(base_url=server.url + API) as client:
+        await wants_digest(client, "bob")
+        seen = await create_conversation(client, "alice", "bob", title="Seen")
+        await send_message(client, "alice", seen["id"], "old news")
+        read_up_to = (await send_message(client, "alice", seen["id"], "read already")).json()
+        open_chat = await create_conversation(client, "carol", "bob", title="Open")
+        await send_message(client, "carol", open_chat["id"], "still unread")
+        await send_message(client, "carol", open_chat["id"], "also unread")
+        read = await client.post(
+            f"/conversations/{seen['id']}/read",
+            json={"up_to": read_up_to["id"]},
+            headers=bearer("bob"),
+        )
+        assert read.status_code == 200, read.text
+        await make_due(sql, "bob")
+        await eventually(lambda: len(smtp.to("bob@mail.test")) == 1)
+    [mail] = smtp.to("bob@mail.test")
+    assert mail["Subject"] == "2 unread messages in 1 conversation"
+    text, _ = parts(mail)
+    assert "Open: 2 unread" in text and "latest: also unread" in text
+    assert "Seen" not in text and "read already" not in text
 
 
 async def test_no_second_digest_for_what_an_earlier_digest_listed(

@@ -39,7 +39,7 @@ async def test_offline_recipient_gets_all_three_pushes_with_the_contract_payload
     fcm_push = (await asyncio.to_thread(providers.fcm.wait_for, 1))[0]
     assert fcm_push.key == bob.fcm_token
     assert fcm_push.payload["notification"] == {"title": "Alice • Team", "body": "Lunch?"}
-    assert fcm_push.payload["data"] == data
+    assert fcm_push.payload["data"] == {**data, "unread_total": "1"}
     assert fcm_push.payload["android"]["priority"] == "high"
 
     apns_push = (await asyncio.to_thread(providers.apns.wait_for, 1))[0]
@@ -51,6 +51,7 @@ async def test_offline_recipient_gets_all_three_pushes_with_the_contract_payload
         "aps": {
             "alert": {"title": "Alice • Team", "body": "Lunch?"},
             "sound": "default",
+            "badge": 1,
             "thread-id": conversation["id"],
         },
         **data,
@@ -58,7 +59,11 @@ async def test_offline_recipient_gets_all_three_pushes_with_the_contract_payload
 
     web_push = (await asyncio.to_thread(providers.webpush.wait_for, 1))[0]
     assert web_push.key == bob.endpoint
-    assert web_push.payload == {"title": "Alice • Team", "body": "Lunch?", "data": data}
+    assert web_push.payload == {
+        "title": "Alice • Team",
+        "body": "Lunch?",
+        "data": {**data, "unread_total": "1"},
+    }
     assert web_push.headers["ttl"] == "86400"
     assert web_push.headers["urgency"] == "high"
 

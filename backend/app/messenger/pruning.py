@@ -27,7 +27,7 @@ from backend.app.messenger.devices.models import DeviceToken
 from backend.app.messenger.devices.service import LAST_ACTIVITY
 from backend.app.messenger.notifications.retention import prune_notifications
 from backend.app.messenger.pruning_state import MaintenanceRun
-from backend.app.messenger.push.models import PushJob
+from backend.app.messenger.push.service import purge_finished_work
 from backend.app.metrics import PRUNED_DEVICES
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 TASK_NAME = "prune_devices"
 # Arbitrary constant naming the pruning lock among the application's advisory locks.
 PRUNE_LOCK_KEY = 0x6D65_7373_7072_756E  # "messprun"
-FINISHED_PUSH_WORK_RETENTION = timedelta(days=7)
 
 
 async def _delete_in_batches(
@@ -65,6 +64,7 @@ async def prune_pass(
     inactive_days: int,
     batch_size: int,
     notification_retention_days: int | None = None,
+    push_retention_days: int = 7,
 ) -> int:
     """Delete idle and long-dead devices (returns how many went), then expired notifications."""
     now = func.now()
@@ -72,9 +72,10 @@ async def prune_pass(
     dead = (~DeviceToken.is_active) & (
         DeviceToken.deactivated_at < now - timedelta(days=inactive_days)
     )
+    # Statistics first: deleting a device deletes its deliveries.
+    await _purge_finished_push_work(sessionmaker, batch_size, push_retention_days)
     removed = await _delete_in_batches(sessionmaker, idle, batch_size)
     removed += await _delete_in_batches(sessionmaker, dead, batch_size)
-    await _purge_finished_push_work(sessionmaker, batch_size)
     if notification_retention_days is not None:
         await prune_notifications(
             sessionmaker, retention_days=notification_retention_days, batch_size=batch_size
@@ -90,21 +91,16 @@ async def prune_pass(
 
 
 async def _purge_finished_push_work(
-    sessionmaker: async_sessionmaker[AsyncSession], batch_size: int
+    sessionmaker: async_sessionmaker[AsyncSession], batch_size: int, retention_days: int
 ) -> None:
-    """The outbox only needs finished work for a while (debugging); keep it from growing forever."""
+    """Raw push work is kept `PUSH_DELIVERY_RETENTION_DAYS`; each batch is rolled up into the
+    delivery statistics before it goes (push.service), so `/admin/push/stats` outlives it."""
     while True:
         async with sessionmaker.begin() as session:
-            old = (
-                select(PushJob.id)
-                .where(PushJob.created_at < func.now() - FINISHED_PUSH_WORK_RETENTION)
-                .where(PushJob.fanned_out_at.is_not(None))
-                .limit(batch_size)
+            removed = await purge_finished_work(
+                session, retention_days=retention_days, batch=batch_size
             )
-            result = await session.execute(
-                delete(PushJob).where(PushJob.id.in_(old.scalar_subquery()))
-            )
-        if result.rowcount < batch_size:
+        if removed < batch_size:
             return
 
 
@@ -152,6 +148,7 @@ async def run_if_due(
                 inactive_days=settings.inactive_device_retention_days,
                 batch_size=settings.prune_batch_size,
                 notification_retention_days=settings.notification_retention_days,
+                push_retention_days=settings.push_delivery_retention_days,
             )
             async with sessionmaker.begin() as session:
                 await record_completion(session)

@@ -42,6 +42,10 @@ def sign_in(driver: Any, base_url: str, token: str, *, hash_path: str = "") -> N
         lambda: "up" in driver.find_element(By.ID, "connection").get_attribute("class"),
         what="live connection",
     )
+    eventually(
+        lambda: driver.find_element(By.ID, "root").get_attribute("data-ready") == "true",
+        what="client started",
+    )
     if hash_path:
         driver.execute_script("location.hash = arguments[0]", hash_path)
 

@@ -44,6 +44,17 @@ def unread_badge(driver, conversation_id: str) -> str:
     return link.find_element(By.CSS_SELECTOR, ".badge.unread").get_attribute("data-unread")
 
 
+def open_conversation(driver, conversation_id: str) -> None:
+    """Click the conversation in the list (re-found on each try: the list re-renders live)."""
+
+    def click() -> bool:
+        css = f'a[data-conversation-id="{conversation_id}"]'
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    eventually(click, what="conversation link clicked")
+
+
 def presence_dot(driver, conversation_id: str) -> str:
     link = driver.find_element(By.CSS_SELECTOR, f'a[data-conversation-id="{conversation_id}"]')
     return link.find_element(By.CSS_SELECTOR, ".dot").get_attribute("data-state")
@@ -81,7 +92,7 @@ def test_two_users_chat_live_with_unread_counts_and_presence(web_server, browser
     screenshot(alice, "client-list-unread")
 
     # Alice opens the conversation: history shown, unread cleared; live messages both ways.
-    alice.find_element(By.CSS_SELECTOR, f'a[data-conversation-id="{conversation_id}"]').click()
+    open_conversation(alice, conversation_id)
     eventually(
         lambda: "Yes! Friday 10:00 works." in bubbles(alice), what="bob's message in alice's chat"
     )
@@ -120,10 +131,10 @@ def test_history_scrolls_back_with_before(web_server, browser):
 def deliver_push(driver, origin: str, payload: dict) -> None:
     """Hand a push message to this origin's service worker through the DevTools protocol
     (Chromium cannot reach a real push service here). The profile is fresh and holds one
-    registration; CDP reports its id only as an event, so the first few ids are tried (a
-    push for an id that does not exist is dropped)."""
+    registration; CDP reports its id only as an event, so the first ten ids are tried (a
+    push for an id that does not exist is dropped; Chromium 156 numbers past 2)."""
     driver.execute_cdp_cmd("ServiceWorker.enable", {})
-    for registration_id in ("0", "1", "2"):
+    for registration_id in map(str, range(10)):
         driver.execute_cdp_cmd(
             "ServiceWorker.deliverPushMessage",
             {"origin": origin, "registrationId": registration_id, "data": json.dumps(payload)},

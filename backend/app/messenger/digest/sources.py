@@ -1,10 +1,9 @@
 """The digest's content seam: where "what is unread" comes from.
 
-The digest engine asks one `UnreadSource` for many users at once. Read positions (the
-read-state package) and the inbox (the notifications package) own that knowledge. The inbox
-comes from `notifications.service.unread_inbox`. Until read state is wired in,
-`SentMessagePosition` stands in for messages: a participant's read position is their own
-latest message in the conversation (the contract's "sending moves the sender's position").
+The digest engine asks one `UnreadSource` for many users at once. The packages that own
+that knowledge answer it, each in one query for the batch: read positions (the
+conversations package's `unread_overview`, the same arithmetic as `GET /unread`) for
+messages, and the notifications package's inbox.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.messenger.conversations.unread_overview import unread_conversations
 from backend.app.messenger.digest.content import UnreadConversation, UnreadSummary
 from backend.app.messenger.notifications import service as notifications
 
@@ -27,56 +26,30 @@ class UnreadSource(Protocol):
         ...
 
 
-# Interim: reads the conversations/messages tables directly (one query for all users) until the
-# read-state service offers a set-based unread summary to call instead.
-_UNREAD_BY_SENT_POSITION = text(
-    """
-    WITH mine AS (
-        SELECT p.user_id, p.conversation_id,
-               (SELECT max(m.created_at) FROM messages AS m
-                 WHERE m.conversation_id = p.conversation_id AND m.sender_id = p.user_id)
-                   AS position
-          FROM conversation_participants AS p
-         WHERE p.user_id = ANY(CAST(:users AS varchar[]))
-    )
-    SELECT mine.user_id, mine.conversation_id, c.title,
-           count(*) AS unread_count,
-           (array_agg(m.content ORDER BY m.created_at DESC))[1] AS latest_content,
-           max(m.created_at) AS latest_at,
-           (SELECT array_agg(o.user_id ORDER BY o.user_id) FROM conversation_participants AS o
-             WHERE o.conversation_id = mine.conversation_id AND o.user_id <> mine.user_id)
-               AS others
-      FROM mine
-      JOIN conversations AS c ON c.id = mine.conversation_id
-      JOIN messages AS m ON m.conversation_id = mine.conversation_id
-       AND m.sender_id <> mine.user_id
-       AND (mine.position IS NULL OR m.created_at > mine.position)
-     GROUP BY mine.user_id, mine.conversation_id, c.title
-    """
-)
-
-
-class SentMessagePosition:
-    """Unread messages by the interim rule above, plus the unread inbox."""
+class ReadStateSource:
+    """Unread messages by read position (what `POST /conversations/{id}/read` moves), plus
+    the unread inbox."""
 
     async def unread(
         self, session: AsyncSession, *, user_ids: Sequence[str]
     ) -> dict[str, UnreadSummary]:
         if not user_ids:
             return {}
-        rows = await session.execute(_UNREAD_BY_SENT_POSITION, {"users": list(user_ids)})
-        found: dict[str, list[UnreadConversation]] = {}
-        for row in rows:
-            found.setdefault(row.user_id, []).append(
+        by_user = await unread_conversations(session, user_ids=user_ids)
+        found = {
+            user: [
                 UnreadConversation(
-                    conversation_id=str(row.conversation_id),
-                    title=row.title,
-                    other_participant_ids=list(row.others or [])[:20],
-                    unread_count=row.unread_count,
-                    latest_content=row.latest_content,
-                    latest_at=row.latest_at,
+                    conversation_id=str(c.conversation_id),
+                    title=c.title,
+                    other_participant_ids=c.other_participant_ids,
+                    unread_count=c.unread_count,
+                    latest_content=c.latest_content,
+                    latest_at=c.latest_at,
                 )
-            )
+                for c in conversations
+            ]
+            for user, conversations in by_user.items()
+        }
         inbox = await notifications.unread_inbox(session, user_ids=list(user_ids))
         return {
             user: UnreadSummary(
@@ -90,4 +63,4 @@ class SentMessagePosition:
 
 
 def default_source() -> UnreadSource:
-    return SentMessagePosition()
+    return ReadStateSource()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.db import Base
@@ -47,6 +48,8 @@ class Email(Base):
     html_body: Mapped[str] = mapped_column(Text)
     headers: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The notification-center notification an email of kind `notification` delivers (admin counts).
+    notification_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
     tries: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     soft_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
@@ -61,4 +64,9 @@ class Email(Base):
         CheckConstraint(_one_of("kind", EmailKind), name="kind"),
         CheckConstraint(_one_of("status", EmailStatus), name="status"),
         Index("ix_emails_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_emails_notification_id",
+            "notification_id",
+            postgresql_where=text("notification_id IS NOT NULL"),
+        ),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,14 @@ class NewEmail:
     template: str
     context: dict[str, Any]
     dedupe_key: str | None = None
+    notification_id: str | None = None  # kind `notification`: for the admin counts
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
 
 
 def one_line(value: str, limit: int = 300) -> str:
@@ -58,6 +67,7 @@ def _row(settings: Settings, new: NewEmail) -> dict[str, Any]:
         "html_body": html_body,
         "headers": headers,
         "dedupe_key": new.dedupe_key,
+        "notification_id": _uuid_or_none(new.notification_id),
     }
 
 
@@ -65,13 +75,15 @@ def _row(settings: Settings, new: NewEmail) -> dict[str, Any]:
 _INSERT = text(
     """
     INSERT INTO emails (kind, user_id, to_address, subject, text_body, html_body, headers,
-                        dedupe_key)
-    SELECT kind, user_id, to_address, subject, text_body, html_body, headers::jsonb, dedupe_key
+                        dedupe_key, notification_id)
+    SELECT kind, user_id, to_address, subject, text_body, html_body, headers::jsonb, dedupe_key,
+           notification_id
       FROM unnest(
         CAST(:kinds AS varchar[]), CAST(:users AS varchar[]), CAST(:to AS varchar[]),
         CAST(:subjects AS text[]), CAST(:texts AS text[]), CAST(:htmls AS text[]),
-        CAST(:headers AS text[]), CAST(:keys AS varchar[])
-      ) AS e(kind, user_id, to_address, subject, text_body, html_body, headers, dedupe_key)
+        CAST(:headers AS text[]), CAST(:keys AS varchar[]), CAST(:notifications AS uuid[])
+      ) AS e(kind, user_id, to_address, subject, text_body, html_body, headers, dedupe_key,
+             notification_id)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
     """
@@ -97,6 +109,7 @@ async def enqueue_many(
             "htmls": [r["html_body"] for r in rows],
             "headers": [json.dumps(r["headers"]) for r in rows],
             "keys": [r["dedupe_key"] for r in rows],
+            "notifications": [r["notification_id"] for r in rows],
         },
     )
     return list(result)
@@ -148,10 +161,33 @@ async def enqueue_notification_email(
                 "notification",
                 context,
                 dedupe_key=f"notification:{notification_id}:{user_id}"[:200],
+                notification_id=notification_id,
             )
             for user_id, address in recipients.items()
         ],
     )
+
+
+_NOTIFICATION_COUNTS = text(
+    """
+    SELECT notification_id, status, count(*) AS n FROM emails
+    WHERE notification_id = ANY(CAST(:ids AS uuid[]))
+    GROUP BY notification_id, status
+    """
+)
+
+
+async def notification_email_counts(
+    session: AsyncSession, *, notification_ids: Sequence[Any]
+) -> dict[Any, dict[str, int]]:
+    """Admin history: per notification, its emails by status (sent / failed / pending)."""
+    if not notification_ids:
+        return {}
+    counts: dict[Any, dict[str, int]] = {}
+    rows = await session.execute(_NOTIFICATION_COUNTS, {"ids": list(notification_ids)})
+    for row in rows:
+        counts.setdefault(row.notification_id, {})[row.status] = int(row.n)
+    return counts
 
 
 # Claim due pending emails: the lease is `next_attempt_at` moved ahead (a dead sender's claim

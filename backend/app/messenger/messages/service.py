@@ -23,6 +23,7 @@ from backend.app.messenger.conversations.service import ConversationNotFound, en
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH
 from backend.app.messenger.push.outbox import enqueue_message_push
+from backend.app.messenger.push.service import clear_after_read
 
 __all__ = [
     "ClientMsgIdConflict",
@@ -55,6 +56,7 @@ class SentMessage:
     participant_ids: list[str]
     # The sender's read position moved to this message (None when nothing was created).
     sender_read_move: ReadMove | None = None
+    clear_job_id: int | None = None
 
 
 def _validate(content: str, client_msg_id: str | None) -> None:
@@ -139,6 +141,8 @@ async def send_message(
         push_job_id=job_id,
         participant_ids=participant_ids,
         sender_read_move=claim.sender_move,
+        # Sending reads what came before: the sender's other devices clear those pushes.
+        clear_job_id=await clear_after_read(session, move=claim.sender_move),
     )
 
 

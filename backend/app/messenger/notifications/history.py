@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.messenger.email.service import notification_email_counts
 from backend.app.messenger.notifications.models import (
     InboxEntry,
     Notification,
     NotificationRecipient,
 )
 from backend.app.messenger.notifications.vocabulary import EmailStatus, PushStatus, TargetKind
+from backend.app.messenger.push.service import notification_push_counts
 
 
 def encode_cursor(created_at: datetime, notification_id: uuid.UUID) -> str:
@@ -59,6 +61,8 @@ async def list_history(
     ids = [n.id for n in page]
     recipients = {r.notification_id: r for r in await _recipient_counts(session, ids)}
     inbox = {r.notification_id: r for r in await _inbox_counts(session, ids)}
+    pushes = await notification_push_counts(session, notification_ids=ids)
+    emails = await notification_email_counts(session, notification_ids=ids)
     items = []
     for n in page:
         rec, box = recipients.get(n.id), inbox.get(n.id)
@@ -72,13 +76,11 @@ async def list_history(
                 "send_at": n.send_at,
                 "status": n.status,
                 "recipients": rec.total if rec else 0,
-                "push": {
-                    s.value: getattr(rec, f"push_{s.value}", 0) if rec else 0 for s in PushStatus
-                },
+                # Device pushes by outcome, from the push deliveries themselves.
+                "push": {s.value: pushes.get(n.id, {}).get(s.value, 0) for s in PushStatus},
                 "in_app": {"read": box.read if box else 0, "unread": box.unread if box else 0},
-                "email": {
-                    s.value: getattr(rec, f"email_{s.value}", 0) if rec else 0 for s in EmailStatus
-                },
+                # Emails queued for it by status (recipients without an address get none).
+                "email": {s.value: emails.get(n.id, {}).get(s.value, 0) for s in EmailStatus},
             }
         )
     return items, following
@@ -89,12 +91,6 @@ async def _recipient_counts(session: AsyncSession, ids: list[uuid.UUID]) -> list
         return []
     r = NotificationRecipient
     columns = [func.count().label("total")]
-    columns += [
-        func.count().filter(r.push_status == s).label(f"push_{s.value}") for s in PushStatus
-    ]
-    columns += [
-        func.count().filter(r.email_status == s).label(f"email_{s.value}") for s in EmailStatus
-    ]
     result = await session.execute(
         select(r.notification_id, *columns)
         .where(r.notification_id.in_(ids))

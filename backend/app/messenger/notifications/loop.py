@@ -8,7 +8,6 @@ import contextlib
 import logging
 from datetime import UTC
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
@@ -17,11 +16,12 @@ from backend.app.messenger.notifications import materialize
 from backend.app.messenger.notifications.inbox import entry_json
 from backend.app.messenger.notifications.schemas import InboxEntryOut
 from backend.app.messenger.realtime.broadcast import publish_per_user
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
 
-async def announce(redis: Redis, batch: materialize.Batch) -> None:
+async def announce(redis: RedisClient, batch: materialize.Batch) -> None:
     """`notification.new` to the connected recipients only: one presence round trip for the
     batch, one pipelined publish. Best effort: the inbox has the entry either way."""
     try:
@@ -46,11 +46,13 @@ async def announce(redis: Redis, batch: materialize.Batch) -> None:
 
 
 async def run_batch(
-    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, *, batch_size: int
+    sessionmaker: async_sessionmaker[AsyncSession], redis: RedisClient, *, settings: Settings
 ) -> bool:
     """One batch in its own transaction; True when there was work (so try again at once)."""
     async with sessionmaker.begin() as session:
-        batch = await materialize.next_batch(session, batch_size=batch_size)
+        batch = await materialize.next_batch(
+            session, batch_size=settings.notification_batch_size, settings=settings
+        )
     if batch is None:
         return False
     if batch.inbox:
@@ -70,7 +72,7 @@ def kick() -> None:
 
 
 async def notification_loop(
-    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession], redis: RedisClient, settings: Settings
 ) -> None:
     """Drain due work, then sleep one sweep (or until kicked). Scheduled sends are found by the
     same query, so a restart loses nothing: the state lives in the `notifications` rows."""
@@ -80,9 +82,7 @@ async def notification_loop(
         while True:
             wakeup.clear()
             try:
-                while await run_batch(
-                    sessionmaker, redis, batch_size=settings.notification_batch_size
-                ):
+                while await run_batch(sessionmaker, redis, settings=settings):
                     pass  # each batch awaits the database, so other tasks run in between
             except asyncio.CancelledError:
                 raise

@@ -17,6 +17,7 @@ from sqlalchemy import Select, String, func, literal, select, union
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.config import Settings
 from backend.app.messenger.devices.service import users_with_active_devices_after
 from backend.app.messenger.notifications import delivery
 from backend.app.messenger.notifications.models import (
@@ -70,7 +71,7 @@ def audience_after(notification: Notification, limit: int) -> Select[tuple[str]]
     return select(both.c.user_id).order_by(both.c.user_id).limit(limit)
 
 
-async def next_batch(session: AsyncSession, *, batch_size: int) -> Batch | None:
+async def next_batch(session: AsyncSession, *, batch_size: int, settings: Settings) -> Batch | None:
     """Materialise one batch of the oldest due notification; None when nothing is due."""
     notification = await session.scalar(
         select(Notification)
@@ -138,6 +139,8 @@ async def next_batch(session: AsyncSession, *, batch_size: int) -> Batch | None:
         notification.status = NotificationStatus.SENT
         notification.finished_at = row.now
     if result.new_recipients:
-        await delivery.hand_off(session, notification=notification, user_ids=result.new_recipients)
+        await delivery.hand_off(
+            session, notification=notification, user_ids=result.new_recipients, settings=settings
+        )
     await session.flush()
     return result

@@ -32,7 +32,8 @@ class NotificationStatus(StrEnum):
 
 
 class PushStatus(StrEnum):
-    """Per-recipient push outcome, filled by the push integration (`delivery.hand_off`)."""
+    """Recipient rows say `pending` when the channel was requested (NULL otherwise); the admin
+    counts come from the push deliveries and emails themselves (see `delivery`)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import LEASE_RECORD_MARGIN_SECONDS, Settings
+from backend.app.messenger.push import clear_on_read
 from backend.app.messenger.push import delivery_repository as repository
 from backend.app.messenger.push.breaker import CircuitBreaker
 from backend.app.messenger.push.delivery_repository import ClaimedDelivery, RecordedAttempt
@@ -23,7 +24,7 @@ from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.base import SendResult, Target, Verdict
 from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.retry import Decision, RetryPolicy
-from backend.app.messenger.push.vocabulary import DeliveryOutcome, DeliveryStatus
+from backend.app.messenger.push.vocabulary import DeliveryOutcome, DeliveryStatus, PushKind
 from backend.app.metrics import PUSH_LATENCY, count_push
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Attempted:
     record: RecordedAttempt
     provider: str
     outcome: DeliveryOutcome | None  # None when nothing was attempted (nothing to report)
+    kind: PushKind | None = None
 
 
 def collapse_id(job_id: int, message_id: uuid.UUID | None) -> str:
@@ -158,7 +160,7 @@ class DeliveryEngine:
             )
             if counted:
                 count_push(row.provider, row.kind, decision.outcome)
-            return Attempted(record, row.provider, decision.outcome if counted else None)
+            return Attempted(record, row.provider, decision.outcome if counted else None, row.kind)
 
         if not row.is_active:
             failed = Decision(
@@ -192,6 +194,8 @@ class DeliveryEngine:
                 data=row.data,
                 priority=row.priority.value,
                 collapse_id=collapse_id(row.job_id, row.message_id),
+                badge=row.badge,
+                silent=row.kind is PushKind.CLEAR,
             ),
             interactive=interactive,
         )
@@ -209,11 +213,18 @@ class DeliveryEngine:
     ) -> None:
         """Retried until the lease runs out: a lost outcome means a second push."""
         records = [a.record for a in attempts]
+        clears = [a.record for a in attempts if a.kind is PushKind.CLEAR]
         pause = 0.05
         while True:
             try:
                 async with maker.begin() as session:
                     await repository.record(session, attempts=records, claimed_at=claimed_at)
+                    if clears:  # a clear push waiting behind one of these may go now
+                        await clear_on_read.release_waiting(
+                            session,
+                            job_ids=[r.job_id for r in clears],
+                            device_ids=[r.device_id for r in clears],
+                        )
                 break
             except (DBAPIError, InterfaceError, OperationalError, OSError) as exc:
                 if time.monotonic() + pause >= lease_end:
@@ -223,6 +234,8 @@ class DeliveryEngine:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
         pending = [r.delay for r in records if r.status is DeliveryStatus.PENDING]
+        if clears:
+            pending.append(0.0)
         if pending:
             self.wake_after(min(pending))
 

@@ -35,6 +35,7 @@ class ClaimedDelivery:
     priority: Priority
     job_created_at: datetime
     message_id: uuid.UUID | None
+    badge: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +60,13 @@ _CLAIM = """
         UPDATE push_deliveries AS d
         SET lease_until = now() + make_interval(secs => :lease), attempts = d.attempts + 1
         FROM due WHERE d.job_id = due.job_id AND d.device_id = due.device_id
-        RETURNING d.job_id, d.device_id, d.attempts
+        RETURNING d.job_id, d.device_id, d.attempts, d.badge
     )
     SELECT c.job_id, c.device_id, c.attempts, now() AS claimed_at,
            t.provider, t.app_id, t.token, t.web_push_p256dh, t.web_push_auth,
            t.updated_at AS registered_at, t.is_active,
            j.kind, j.title, j.body, j.data, j.priority, j.created_at AS job_created_at,
-           j.message_id
+           j.message_id, c.badge
     FROM claimed c
     JOIN device_tokens t ON t.id = c.device_id
     JOIN push_jobs j ON j.id = c.job_id

@@ -9,20 +9,21 @@ import asyncio
 import contextlib
 import logging
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
-from backend.app.messenger.push import delivery_repository, repository
+from backend.app.messenger.push import clear_on_read, delivery_repository, repository
 from backend.app.messenger.push.apps import Transport, configured_apps
 from backend.app.messenger.push.delivery import DeliveryEngine, DeviceReport
 from backend.app.messenger.push.fanout import FanOutPolicy
 from backend.app.messenger.push.outbox import enqueue_direct_push
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.registry import ProviderRegistry
+from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
 from backend.app.metrics import PUSH_JOBS_PARKED, count_push
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class PushDispatcher:
         *,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
-        redis: Redis,
+        redis: RedisClient,
         interactive_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         policy: FanOutPolicy | None = None,
     ) -> None:
@@ -139,6 +140,15 @@ class PushDispatcher:
             except Exception:
                 log.exception("push job %s failed; the sweep will take it up again", job_id)
 
+    async def _fan_out_clear(self, job: JobRow) -> None:
+        """A clear-on-read job goes to the reader's devices its messages reached (presence and
+        skip rules do not apply: it syncs the reader's other devices), with their badge."""
+        async with self.sessionmaker.begin() as session:
+            fanned_as = await clear_on_read.create_clear_deliveries(session, job_id=job.id)
+            await repository.mark_fanned_out(session, job_id=job.id)
+        if fanned_as != job.id:
+            self._wake.set()  # the deliveries (if any) belong to another job: the sweep sends
+
     async def _fan_out(self, job_id: int | None) -> bool:
         """Fan out one job (this one, or the oldest nobody holds). False if there was none.
 
@@ -152,12 +162,21 @@ class PushDispatcher:
         try:
             if job.fanout_attempts > self.settings.push_max_attempts:
                 raise _GiveUp(f"fan-out failed {job.fanout_attempts - 1} times")
+            if job.kind is PushKind.CLEAR:
+                await self._fan_out_clear(job)
+                return True
             async with self.sessionmaker.begin() as session:
                 audience = await self.fan_out_policy.candidates(session, job)
             audience = await self.fan_out_policy.drop_online(self.redis, audience)
             async with self.sessionmaker.begin() as session:
+                badges = await self.fan_out_policy.badges(session, audience)
                 with_devices = await repository.create_deliveries(
-                    session, job_id=job.id, user_ids=audience.user_ids, lease=lease, owned=False
+                    session,
+                    job_id=job.id,
+                    user_ids=audience.user_ids,
+                    lease=lease,
+                    owned=False,
+                    badges=badges,
                 )
                 await repository.mark_fanned_out(session, job_id=job.id)
             self.fan_out_policy.delivery_plan(audience, with_devices)

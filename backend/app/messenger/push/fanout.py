@@ -15,16 +15,18 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.blocks.service import users_blocking
 from backend.app.messenger.conversations.service import recipient_settings
 from backend.app.messenger.presence import online_user_ids
+from backend.app.messenger.push.preference_rules import PreferenceRules
 from backend.app.messenger.push.repository import JobRow
-from backend.app.messenger.push.vocabulary import PushKind, SkipReason
+from backend.app.messenger.push.vocabulary import Priority, PushKind, SkipReason
+from backend.app.messenger.read_state.unread import unread_badges
 from backend.app.metrics import PUSH_SKIPPED
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,20 @@ RecipientFilter = Callable[[AsyncSession, JobRow, list[str]], Awaitable[set[str]
 # Kinds whose recipients are skipped while online (`active`). Test pushes and
 # `/internal/notify` go out regardless of presence.
 PRESENCE_AWARE = frozenset({PushKind.MESSAGE})
+
+
+def presence_applies(job: JobRow) -> bool:
+    """Message pushes skip active recipients; so do notification-center pushes (a set of
+    recipients) unless their priority is high. `/internal/notify` and test pushes never do."""
+    if job.kind is PushKind.NOTIFICATION and job.recipient_ids is not None:
+        return job.priority is not Priority.HIGH
+    return job.kind in PRESENCE_AWARE
+
+
 # Kinds whose skips feed `messenger_push_skipped_total` (the contract counts message recipients).
 COUNTED = frozenset({PushKind.MESSAGE})
+# Kinds whose pushes carry the recipient's unread total (the app badge).
+BADGED = frozenset({PushKind.MESSAGE})
 
 
 @dataclass(slots=True)
@@ -63,10 +77,20 @@ async def blocked_the_sender(session: AsyncSession, job: JobRow, user_ids: list[
 
 
 class FanOutPolicy:
-    def __init__(self, filters: dict[SkipReason, RecipientFilter] | None = None) -> None:
+    def __init__(
+        self, filters: dict[SkipReason, RecipientFilter] | None = None, *, with_badges: bool = True
+    ) -> None:
+        self.with_badges = with_badges  # off only to measure the badge's cost (bench)
         # Applied in the contract's order of skip reasons, whatever the registration order.
+        preferences = PreferenceRules()
         self.filters: dict[SkipReason, RecipientFilter] = (
-            {SkipReason.BLOCKED: blocked_the_sender} if filters is None else dict(filters)
+            {
+                SkipReason.PUSH_DISABLED: preferences.push_disabled,
+                SkipReason.BLOCKED: blocked_the_sender,
+                SkipReason.QUIET_HOURS: preferences.quiet_hours,
+            }
+            if filters is None
+            else dict(filters)
         )
 
     def register(self, reason: SkipReason, recipient_filter: RecipientFilter) -> None:
@@ -95,8 +119,8 @@ class FanOutPolicy:
                 audience.skip(reason, await recipient_filter(session, job, audience.user_ids))
         return audience
 
-    async def drop_online(self, redis: Redis, audience: Audience) -> Audience:
-        if audience.job.kind not in PRESENCE_AWARE or not audience.user_ids:
+    async def drop_online(self, redis: RedisClient, audience: Audience) -> Audience:
+        if not presence_applies(audience.job) or not audience.user_ids:
             return audience
         try:
             online = await online_user_ids(redis, audience.user_ids)
@@ -106,6 +130,13 @@ class FanOutPolicy:
             return audience
         audience.skip(SkipReason.ONLINE, set(online))
         return audience
+
+    async def badges(self, session: AsyncSession, audience: Audience) -> dict[str, int] | None:
+        """Every remaining recipient's unread total for kinds that carry a badge: one
+        set-based pass for all of them (read positions + inbox), in the delivery transaction."""
+        if audience.job.kind not in BADGED or not audience.user_ids or not self.with_badges:
+            return None
+        return await unread_badges(session, user_ids=audience.user_ids)
 
     @staticmethod
     def delivery_plan(audience: Audience, with_devices: set[str]) -> None:

@@ -48,6 +48,8 @@ class PushJob(Base):
     target_user_id: Mapped[str | None] = mapped_column(String(64))
     # Kinds pushed to a set of users (notifications, clear-on-read) list them here.
     recipient_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
+    # The notification-center notification a `notification` job delivers (admin counts).
+    notification_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -60,6 +62,9 @@ class PushJob(Base):
     fanout_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Clear-on-read jobs: the read move's range of message positions (from, to].
+    read_from_seq: Mapped[int | None] = mapped_column(BigInteger)
+    read_to_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint(sql_in("kind", PushKind), name="kind"),
@@ -68,6 +73,11 @@ class PushJob(Base):
             "ix_push_jobs_pending",
             "created_at",
             postgresql_where=text("fanned_out_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index(
+            "ix_push_jobs_notification_id",
+            "notification_id",
+            postgresql_where=text("notification_id IS NOT NULL"),
         ),
     )
 
@@ -89,6 +99,8 @@ class PushDelivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The recipient's unread total at fan-out (message pushes); sent as the app badge.
+    badge: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint(sql_in("status", DeliveryStatus), name="status"),
@@ -101,3 +113,26 @@ class PushDelivery(Base):
         Index("ix_push_deliveries_device_id", "device_id"),
         Index("ix_push_deliveries_finished_at", "finished_at"),
     )
+
+
+class PushStatsHourly(Base):
+    """Finished deliveries per hour, provider, kind and outcome: rolled up from `push_deliveries`
+    in the same transaction that deletes them, so statistics outlive the raw rows."""
+
+    __tablename__ = "push_stats_hourly"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(24), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class PushNotificationOutcome(Base):
+    """Per notification, the outcomes of its pruned deliveries (admin history stays right)."""
+
+    __tablename__ = "push_notification_outcomes"
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(24), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -6,6 +6,8 @@ the push is durable whatever happens to this process next.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,11 +58,23 @@ async def enqueue_direct_push(
 
 
 async def enqueue_push(
-    session: AsyncSession, *, kind: PushKind, user_ids: list[str], notification: Notification
+    session: AsyncSession,
+    *,
+    kind: PushKind,
+    user_ids: list[str],
+    notification: Notification,
+    notification_id: uuid.UUID | None = None,
 ) -> int:
     """A push of `kind` to a set of users, fanned out by the workers (`FanOutPolicy` decides
-    who of them gets it). The seam for notification and clear-on-read pushes."""
-    return await _insert_job(session, notification, kind=kind.value, recipient_ids=user_ids)
+    who of them gets it). The seam for notification and clear-on-read pushes;
+    `notification_id` ties a notification-center push to its notification (admin counts)."""
+    return await _insert_job(
+        session,
+        notification,
+        kind=kind.value,
+        recipient_ids=user_ids,
+        notification_id=notification_id,
+    )
 
 
 async def _insert_job(session: AsyncSession, notification: Notification, **columns: object) -> int:

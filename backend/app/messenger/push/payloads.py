@@ -25,6 +25,12 @@ class Notification:
     data: dict[str, str]
     priority: str = "high"  # "high" | "normal" | "low"
     collapse_id: str | None = None  # stable across retries of one push
+    badge: int | None = None  # the recipient's unread total (message and clear pushes)
+    silent: bool = False  # clear on read: data only, no alert, normal priority
+
+    def data_with_unread_total(self) -> dict[str, str]:
+        """FCM and Web Push carry the badge in their data too, as a string like every value."""
+        return self.data if self.badge is None else {**self.data, "unread_total": str(self.badge)}
 
 
 def message_notification(

@@ -5,13 +5,13 @@ and never commit. Claiming and recording deliveries lives in `delivery_repositor
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.messenger.push.vocabulary import PushKind
+from backend.app.messenger.push.vocabulary import Priority, PushKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class JobRow:
     target_user_id: str | None
     recipient_ids: list[str] | None
     fanout_attempts: int
+    priority: Priority = Priority.HIGH
 
 
 _CLAIM_JOB = """
@@ -34,7 +35,8 @@ _CLAIM_JOB = """
           AND (fanout_lease_until IS NULL OR fanout_lease_until < now()) AND {condition}
         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, kind, conversation_id, sender_id, target_user_id, recipient_ids, fanout_attempts
+    RETURNING id, kind, conversation_id, sender_id, target_user_id, recipient_ids, fanout_attempts,
+              priority
 """
 _CLAIM_ANY_JOB = text(_CLAIM_JOB.format(condition="TRUE"))
 _CLAIM_THIS_JOB = text(_CLAIM_JOB.format(condition="id = :job_id"))
@@ -55,9 +57,12 @@ _CREATE_DELIVERIES = text(
         SELECT id, user_id FROM device_tokens
         WHERE user_id = ANY(CAST(:user_ids AS varchar[])) AND is_active
     ), created AS (
-        INSERT INTO push_deliveries (job_id, device_id, lease_until)
-        SELECT :job_id, id, CASE WHEN :owned THEN now() + make_interval(secs => :lease) END
+        INSERT INTO push_deliveries (job_id, device_id, lease_until, badge)
+        SELECT :job_id, targets.id,
+               CASE WHEN :owned THEN now() + make_interval(secs => :lease) END, b.badge
         FROM targets
+        LEFT JOIN unnest(CAST(:badge_users AS varchar[]), CAST(:badges AS int[]))
+             AS b(user_id, badge) ON b.user_id = targets.user_id
         ON CONFLICT DO NOTHING
     )
     SELECT DISTINCT user_id FROM targets
@@ -87,6 +92,7 @@ async def claim_job(session: AsyncSession, *, job_id: int | None, lease: float) 
         target_user_id=row.target_user_id,
         recipient_ids=row.recipient_ids,
         fanout_attempts=row.fanout_attempts,
+        priority=Priority(row.priority),
     )
 
 
@@ -109,13 +115,23 @@ async def create_deliveries(
     user_ids: Sequence[str],
     lease: float,
     owned: bool,
+    badges: Mapping[str, int] | None = None,
 ) -> set[str]:
-    """One INSERT ... SELECT for every active device of these users; returns who had one."""
+    """One INSERT ... SELECT for every active device of these users (with each user's badge,
+    if given, through `unnest`); returns who had one."""
     if not user_ids:
         return set()
+    badges = badges or {}
     result = await session.execute(
         _CREATE_DELIVERIES,
-        {"job_id": job_id, "user_ids": list(user_ids), "lease": lease, "owned": owned},
+        {
+            "job_id": job_id,
+            "user_ids": list(user_ids),
+            "lease": lease,
+            "owned": owned,
+            "badge_users": list(badges),
+            "badges": list(badges.values()),
+        },
     )
     return set(result.scalars())
 

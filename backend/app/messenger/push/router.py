@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
 
 from backend.app.auth import AdminUserDep, CurrentUserDep, service_caller
 from backend.app.db import SessionDep
+from backend.app.edge.fields import CheckedDatetime
+from backend.app.errors import unprocessable
 from backend.app.messenger.devices.service import active_devices_by_app
 from backend.app.messenger.push.delivery import DeviceReport
 from backend.app.messenger.push.payloads import Notification
@@ -13,7 +18,10 @@ from backend.app.messenger.push.schemas import (
     PushAppOut,
     PushApps,
     PushResults,
+    PushStats,
+    StatsBucket,
 )
+from backend.app.messenger.push.service import delivery_buckets
 from backend.app.messenger.push.vocabulary import PushKind
 from backend.app.ratelimit import Limit, enforce_rate_limit, user_key
 from backend.app.runtime import RuntimeDep
@@ -87,3 +95,29 @@ async def admin_push_apps(_: AdminUserDep, rt: RuntimeDep, session: SessionDep) 
             for channel in rt.push.registry.channels.values()
         ]
     )
+
+
+# At most this many buckets per request (hourly: about 41 days; daily: about 2.7 years).
+MAX_STATS_BUCKETS = 1000
+DEFAULT_STATS_SPAN = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+
+
+@router.get("/admin/push/stats", response_model=PushStats)
+async def admin_push_stats(
+    _: AdminUserDep,
+    session: SessionDep,
+    since: Annotated[CheckedDatetime | None, Query()] = None,
+    until: Annotated[CheckedDatetime | None, Query()] = None,
+    bucket: Literal["hour", "day"] = "hour",
+) -> PushStats:
+    """Finished device pushes (message and notification alike) per time bucket (UTC), per
+    provider and outcome. Defaults: the last 24 hours hourly, or the last 30 days daily."""
+    end = until or datetime.now(UTC)
+    start = since or end - DEFAULT_STATS_SPAN[bucket]
+    if start > end:
+        raise unprocessable(("query", "since"), "since must not be after until")
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    if (end - start) / step > MAX_STATS_BUCKETS:
+        raise unprocessable(("query", "until"), f"at most {MAX_STATS_BUCKETS} buckets per request")
+    buckets = await delivery_buckets(session, since=start, until=end, bucket=bucket)
+    return PushStats(buckets=[StatsBucket(**b) for b in buckets])

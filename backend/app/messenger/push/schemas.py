@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field, field_validator
 
 from backend.app.messenger.push.vocabulary import (
@@ -57,3 +59,13 @@ class PushAppOut(BaseModel):
 
 class PushApps(BaseModel):
     apps: list[PushAppOut]
+
+
+class StatsBucket(BaseModel):
+    start: datetime
+    # provider -> outcome (`delivered`, `token_dead`, `failed`, `provider_not_configured`) -> n
+    by_provider: dict[str, dict[str, int]]
+
+
+class PushStats(BaseModel):
+    buckets: list[StatsBucket]

@@ -27,12 +27,20 @@ def read_frame(result: ReadResult) -> dict[str, Any]:
     }
 
 
-async def announce_read(rt: Runtime, *, user_id: str, result: ReadResult) -> None:
+async def announce_read(
+    rt: Runtime, *, user_id: str, result: ReadResult, clear_job_id: int | None = None
+) -> None:
     """Best effort, like `message.new`: a client that misses it catches up from `GET /unread`.
 
     Sent whether or not the position moved, so the connection that asked always gets an
-    answer carrying the current state.
+    answer carrying the current state. Also wakes the clear-on-read push (durable: the
+    sweep sends it anyway).
     """
+    if clear_job_id is not None:
+        try:
+            rt.push.kick(clear_job_id)
+        except Exception:
+            log.exception("could not kick clear push job %s; the sweep will", clear_job_id)
     if rt.hub is None:
         return
     try:

@@ -10,6 +10,7 @@ from backend.app.auth import CurrentUserDep
 from backend.app.db import SessionDep
 from backend.app.errors import unprocessable
 from backend.app.messenger.conversations import read_state
+from backend.app.messenger.push import service as push_service
 from backend.app.messenger.read_state.events import announce_read
 from backend.app.messenger.read_state.schemas import ReadRequest, ReadStateOut, UnreadSummary
 from backend.app.messenger.read_state.unread import unread_summary
@@ -45,8 +46,11 @@ async def mark_read(
         raise unprocessable(
             ("body", "up_to"), "up_to is not a message of this conversation"
         ) from exc
+    clear_job_id = await push_service.clear_after_read(session, move=result.move)
     # Background tasks run after the response, hence after the session dependency committed.
-    background.add_task(announce_read, rt, user_id=user.id, result=result)
+    background.add_task(
+        announce_read, rt, user_id=user.id, result=result, clear_job_id=clear_job_id
+    )
     return ReadStateOut(
         conversation_id=result.conversation_id,
         last_read_message_id=result.last_read_message_id,

@@ -1,5 +1,11 @@
 """Cross-instance delivery: one Redis pub/sub channel every instance subscribes to.
 
+On a Redis Cluster the channel is a sharded one (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): it lives
+on the node that owns its hash slot, whereas classic PUBLISH is broadcast over the cluster
+bus to every node. redis-py's asyncio `ClusterPubSub` routes `ssubscribe` to that node and
+follows the channel when its slot moves. Limit: all events go through one node; past what one
+node carries, split the channel by a hash of the user id (one channel per slot range).
+
 One PUBLISH per event costs far less than looking up each recipient's live connections to
 route it (measured in bench/: that lookup was the largest CPU cost of sending a message);
 the price is that every instance reads every event, which is fine for the handful of
@@ -18,10 +24,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from backend.app.messenger.realtime.connections import dumps
+from backend.app.redis_client import RedisClient, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +35,7 @@ BROADCAST_CHANNEL = "messenger:ws:events"
 RESUBSCRIBE_PAUSE_SECONDS = 1.0
 
 
-def broadcast_channel(redis: Redis) -> str:
+def broadcast_channel(redis: RedisClient) -> str:
     """The channel of this Redis database. Pub/sub ignores database numbers: deployments (or
     test sessions) sharing one Redis server on different databases would otherwise receive
     each other's events, i.e. one deployment's users would see another's frames."""
@@ -38,18 +44,28 @@ def broadcast_channel(redis: Redis) -> str:
     return f"{BROADCAST_CHANNEL}:{db}"
 
 
-async def publish_per_user(redis: Redis, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+async def publish_per_user(
+    redis: RedisClient, frames: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
     """One frame per user, for processes without a hub (`messenger worker`) or work that is not
     tied to a connection: one pipelined round trip; every instance's hub (this one's included,
     the origin being no hub's id) delivers each frame to that user's local connections."""
     if not frames:
         return
-    channel = broadcast_channel(redis)
+    channel, sharded = broadcast_channel(redis), is_cluster(redis)
     async with redis.pipeline(transaction=False) as pipe:
         for user_id, payload in frames:
             envelope = {"origin": "background", "user_ids": [user_id], "frame": dumps(payload)}
-            pipe.publish(channel, dumps(envelope))
+            _publish(pipe, channel, dumps(envelope), sharded=sharded)
         await pipe.execute()
+
+
+def _publish(target: Any, channel: str, data: str, *, sharded: bool) -> Any:
+    """PUBLISH on a single Redis; SPUBLISH on a cluster, where a plain PUBLISH is copied to
+    every node of the cluster bus while a sharded one stays on the node owning the channel."""
+    if sharded:
+        return target.spublish(channel, data)
+    return target.publish(channel, data)
 
 
 # frame, recipients: deliver to this instance's connections of these users.
@@ -58,12 +74,13 @@ LocalDelivery = Callable[[str, Sequence[str]], None]
 
 class Broadcaster:
     def __init__(
-        self, *, redis: Redis, instance_id: str, deliver: LocalDelivery, channel: str
+        self, *, redis: RedisClient, instance_id: str, deliver: LocalDelivery, channel: str
     ) -> None:
         self.redis = redis
         self.instance_id = instance_id
         self.channel = channel
         self._deliver = deliver
+        self._sharded = is_cluster(redis)
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -81,7 +98,7 @@ class Broadcaster:
     async def publish(self, frame: str, user_ids: Sequence[str], *, kind: str) -> None:
         envelope = {"origin": self.instance_id, "user_ids": list(user_ids), "frame": frame}
         try:
-            await self.redis.publish(self.channel, dumps(envelope))
+            await _publish(self.redis, self.channel, dumps(envelope), sharded=self._sharded)
         except Exception:
             log.warning("could not publish a %s event to other instances", kind)
 
@@ -89,19 +106,39 @@ class Broadcaster:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.unsubscribe(self.channel)
+                if self._sharded:
+                    await pubsub.sunsubscribe(self.channel)  # type: ignore[attr-defined]
+                else:
+                    await pubsub.unsubscribe(self.channel)
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+    async def _subscribe(self) -> PubSub:
+        if self._sharded:
+            # ClusterPubSub picks the node owning the channel's slot from the slot map, which
+            # the client only loads on its first command: load it first (a no-op afterwards).
+            await self.redis.initialize()  # type: ignore[union-attr]
+        # Held before subscribing, so that a failed subscription is closed by the retry path.
+        self._pubsub = pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        if self._sharded:
+            await pubsub.ssubscribe(self.channel)  # type: ignore[attr-defined]
+        else:
+            await pubsub.subscribe(self.channel)
+        return pubsub
+
+    async def _next_message(self, pubsub: PubSub) -> dict[str, Any] | None:
+        if self._sharded:
+            return await pubsub.get_sharded_message(  # type: ignore[attr-defined,no-any-return]
+                ignore_subscribe_messages=True, timeout=1.0
+            )
+        return await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
 
     async def _listen(self) -> None:
         while True:
             try:
                 if self._pubsub is None:
-                    self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                    await self._pubsub.subscribe(self.channel)
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
-                )
+                    self._pubsub = await self._subscribe()
+                message = await self._next_message(self._pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -109,7 +146,7 @@ class Broadcaster:
                 await self._drop_subscription()
                 await asyncio.sleep(RESUBSCRIBE_PAUSE_SECONDS)
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None or message.get("type") not in ("message", "smessage"):
                 continue
             try:
                 envelope = json.loads(message["data"])

@@ -11,17 +11,20 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from redis.asyncio import Redis
-
 from backend.app.messenger import presence
 from backend.app.messenger.realtime.connections import Connection
+from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
 
 class PresenceHeartbeat:
     def __init__(
-        self, *, redis: Redis, ttl_seconds: int, connections: Callable[[], Iterable[Connection]]
+        self,
+        *,
+        redis: RedisClient,
+        ttl_seconds: int,
+        connections: Callable[[], Iterable[Connection]],
     ) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds

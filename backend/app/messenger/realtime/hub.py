@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.app.auth import CurrentUser
@@ -40,6 +39,7 @@ from backend.app.messenger.realtime.connections import (
 )
 from backend.app.messenger.realtime.heartbeat import PresenceHeartbeat
 from backend.app.metrics import WEBSOCKET_CONNECTIONS
+from backend.app.redis_client import RedisClient
 
 __all__ = [
     "BROADCAST_CHANNEL",
@@ -63,7 +63,7 @@ FrameHandler = Callable[[Connection, str | None, bytes | None], Awaitable[None]]
 
 class Hub:
     def __init__(
-        self, *, settings: Settings, redis: Redis, send_queue_size: int = SEND_QUEUE_SIZE
+        self, *, settings: Settings, redis: RedisClient, send_queue_size: int = SEND_QUEUE_SIZE
     ) -> None:
         self.settings = settings
         self.redis = redis

@@ -19,6 +19,7 @@ from backend.app.messenger.conversations.service import users_sharing_a_conversa
 from backend.app.messenger.messages import service as messages
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import message_json
+from backend.app.messenger.push import service as push_service
 from backend.app.messenger.read_state.events import announce_read
 from backend.app.messenger.realtime.hub import CLOSE_UNAUTHORIZED, Connection
 from backend.app.messenger.realtime.protocol import (
@@ -164,6 +165,7 @@ async def _read(rt: Runtime, connection: Connection, request: ReadFrame) -> None
                 user_id=connection.user.id,
                 up_to=request.up_to,
             )
+            clear_job_id = await push_service.clear_after_read(session, move=result.move)
     except read_state.ConversationNotFound:
         connection.send_json(error_frame("not_found", "Conversation not found"))
         return
@@ -176,7 +178,7 @@ async def _read(rt: Runtime, connection: Connection, request: ReadFrame) -> None
         log.exception("conversation.read failed on connection %s", connection.id)
         connection.send_json(error_frame("internal_error", "read not stored, retry"))
         return
-    await announce_read(rt, user_id=connection.user.id, result=result)
+    await announce_read(rt, user_id=connection.user.id, result=result, clear_job_id=clear_job_id)
 
 
 @router.get("/presence", response_model=PresenceResponse)

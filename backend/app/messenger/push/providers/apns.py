@@ -124,11 +124,17 @@ class ApnsProvider(PushProvider):
         pool.protocol_class = _protocol_class(pool.protocol_class, host, port)
 
     def _message(self, notification: Notification, body: str) -> dict[str, object]:
+        if notification.silent:  # background push: no alert, just the badge and the data
+            return {
+                "aps": {"content-available": 1, "badge": notification.badge or 0},
+                **notification.data,
+            }
         return {
             **notification.data,
             "aps": {
                 "alert": {"title": notification.title, "body": body},
                 "sound": "default",
+                **({"badge": notification.badge} if notification.badge is not None else {}),
                 **(
                     {"thread-id": notification.data["conversation_id"]}
                     if "conversation_id" in notification.data
@@ -150,7 +156,7 @@ class ApnsProvider(PushProvider):
         request = NotificationRequest(
             device_token=target.token,
             message=message_holder["message"],  # type: ignore[arg-type]
-            push_type=PushType.ALERT,
+            push_type=PushType.BACKGROUND if notification.silent else PushType.ALERT,
             priority=PRIORITY.get(notification.priority, 10),
             collapse_key=notification.collapse_id,
         )

@@ -90,18 +90,26 @@ class FcmProvider(PushProvider):
         )
 
     def _render(self, target: Target, notification: Notification) -> bytes:
+        if notification.silent:  # data only: no `notification`, normal priority
+            return self._fcm.parse_payload(
+                fcm_token=target.token,
+                data_payload=notification.data_with_unread_total(),
+                android_config={"priority": "normal"},
+            )
         android: dict[str, Any] = {
             "priority": "high" if notification.priority == "high" else "normal"
         }
         if notification.collapse_id:
             # `tag` replaces a retried duplicate in the tray instead of showing it twice.
             android["notification"] = {"tag": notification.collapse_id}
+        if notification.badge is not None:
+            android.setdefault("notification", {})["notification_count"] = notification.badge
         return fit_body(
             lambda body: self._fcm.parse_payload(
                 fcm_token=target.token,
                 notification_title=notification.title,
                 notification_body=body,
-                data_payload=notification.data,
+                data_payload=notification.data_with_unread_total(),
                 android_config=android,
             ),
             notification.body,

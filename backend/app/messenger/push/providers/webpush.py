@@ -63,19 +63,31 @@ class WebPushProvider(PushProvider):
         self._timeout = transport.send_timeout
         self._config_errors = ConfigErrorReporter(self.name, log)
 
-    async def send(self, target: Target, notification: Notification) -> SendResult:
-        try:
-            check_endpoint(target.token, self._allowlist)  # the allow-list may have shrunk
-        except TokenError as exc:
-            return SendResult.failed(f"endpoint refused: {exc}")
-        payload = fit_body(
+    @staticmethod
+    def _alert_payload(notification: Notification) -> bytes:
+        return fit_body(
             lambda body: json.dumps(
-                {"title": notification.title, "body": body, "data": notification.data},
+                {
+                    "title": notification.title,
+                    "body": body,
+                    "data": notification.data_with_unread_total(),
+                },
                 ensure_ascii=False,
             ).encode(),
             notification.body,
             limit=MAX_PLAINTEXT,
         )
+
+    async def send(self, target: Target, notification: Notification) -> SendResult:
+        try:
+            check_endpoint(target.token, self._allowlist)  # the allow-list may have shrunk
+        except TokenError as exc:
+            return SendResult.failed(f"endpoint refused: {exc}")
+        if notification.silent:
+            data = notification.data_with_unread_total()
+            payload = json.dumps({"type": data["type"], "data": data}).encode()
+        else:
+            payload = self._alert_payload(notification)
         headers = {"Urgency": notification.priority}
         if notification.collapse_id:
             headers["Topic"] = notification.collapse_id

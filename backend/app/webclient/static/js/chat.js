@@ -10,13 +10,13 @@ const PAGE = 50;
 export async function renderChat(main, session, conversationId, onLeave) {
   const { store, realtime, user } = session;
   const conversation = await api("GET", `/conversations/${encodeURIComponent(conversationId)}`);
-  store.openConversation = conversation.id;
   const messages = h("ol", { class: "messages", id: "messages", "aria-live": "polite" });
   const scroller = h("div", { class: "scroller", id: "scroller" }, messages);
   const olderButton = h("button", { class: "ghost small hidden", id: "load-older" }, "Load older messages");
   const input = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message…", maxlength: 10000 });
   const people = h("div", { class: "people", id: "people" });
   const muteButton = h("button", { class: "ghost small", id: "mute" }, "Mute");
+  const blockButton = h("button", { class: "ghost small hidden", id: "block" }, "Block");
   const seen = new Set();
   let nextBefore = null;
   let newestId = null;
@@ -189,6 +189,30 @@ export async function renderChat(main, session, conversationId, onLeave) {
     };
   }
 
+  /** One-to-one conversations offer blocking the other person (GET|PUT|DELETE /blocks). */
+  async function loadBlock() {
+    const others = conversation.participant_ids.filter((id) => id !== user.sub);
+    if (others.length !== 1 || !has("PUT", "/blocks/{user_id}")) return;
+    const other = others[0];
+    const path = `/blocks/${encodeURIComponent(other)}`;
+    let blocked = (await api("GET", "/blocks")).user_ids.includes(other);
+    const show = () => {
+      blockButton.textContent = blocked ? `Unblock ${other}` : `Block ${other}`;
+      blockButton.dataset.blocked = String(blocked);
+      blockButton.classList.remove("hidden");
+    };
+    blockButton.onclick = async () => {
+      try {
+        blocked = (await api(blocked ? "DELETE" : "PUT", path)).blocked;
+        show();
+        toast(blocked ? `${other} is blocked: no pushes from them, and they see you offline` : `${other} is unblocked`);
+      } catch (e) {
+        toast(describeError(e), "error");
+      }
+    };
+    show();
+  }
+
   clear(
     main,
     h(
@@ -198,7 +222,7 @@ export async function renderChat(main, session, conversationId, onLeave) {
         "header",
         { class: "chat-head" },
         h("div", {}, h("h1", { id: "chat-title" }, titleOf(conversation, user.sub)), people),
-        muteButton,
+        h("div", { class: "chat-actions" }, blockButton, muteButton),
       ),
       h("div", { class: "older" }, olderButton),
       scroller,
@@ -220,5 +244,6 @@ export async function renderChat(main, session, conversationId, onLeave) {
   await loadOlder();
   markRead();
   loadMute().catch(() => muteButton.remove());
+  loadBlock().catch(() => blockButton.remove());
   input.focus();
 }

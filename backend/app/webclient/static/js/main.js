@@ -62,6 +62,7 @@ function signOut(message) {
     session.store.stop();
   }
   session = null;
+  delete root.dataset.ready;
   setToken(null);
   location.hash = "";
   signInView(message);
@@ -115,18 +116,27 @@ function shell(user) {
   return { main, connection, inboxBadge };
 }
 
+// Every route renders into a fresh container: a page still loading when the user (or a
+// hashchange racing the first render) moves on finishes in a detached element, never over
+// the page that replaced it, and its live subscriptions are dropped at once.
+let routeGeneration = 0;
+
 async function route() {
   if (!session) return;
-  const { main } = session.dom;
+  const generation = ++routeGeneration;
+  const main = h("div", { class: "route" });
+  session.dom.main.replaceChildren(main);
   const hash = location.hash.replace(/^#/, "") || "/";
   for (const link of document.querySelectorAll(".nav-link")) {
     link.classList.toggle("active", link.getAttribute("href") === "#" + hash);
   }
-  session.store.openConversation = null;
   session.cleanup.forEach((fn) => fn());
   session.cleanup = [];
-  const onLeave = (fn) => session.cleanup.push(fn);
+  const onLeave = (fn) => (generation === routeGeneration ? session.cleanup.push(fn) : fn());
   const parts = hash.split("/").filter(Boolean);
+  // Set here, not by the page: a page that finishes loading after the user left it must not
+  // claim to be open (messages to an open conversation do not count as unread).
+  session.store.openConversation = parts[0] === "c" && parts[1] ? decodeURIComponent(parts[1]) : null;
   try {
     if (parts[0] === "c" && parts[1]) await renderChat(main, session, decodeURIComponent(parts[1]), onLeave);
     else if (parts[0] === "new") renderNewConversation(main, session);
@@ -145,8 +155,9 @@ async function route() {
         ),
       );
   } catch (error) {
-    toast(`Could not open this page: ${error.message || error}`, "error");
+    if (generation === routeGeneration) toast(`Could not open this page: ${error.message || error}`, "error");
   }
+  if (generation !== routeGeneration) return;
   renderConversationList(session);
 }
 
@@ -178,6 +189,7 @@ async function start() {
   await store.start();
   registerServiceWorker();
   await route();
+  root.dataset.ready = "true"; // fully started: list, presence and first page shown
 }
 
 window.addEventListener("hashchange", route);

@@ -1,0 +1,166 @@
+"""Reading a conversation silently clears its pushes on the reader's devices they reached."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import httpx
+
+from backend.devtools.emulators.base import Received
+from backend.tests.conftest import LiveServer, Providers, bearer
+from backend.tests.messaging import (
+    create_conversation,
+    eventually,
+    send_message,
+    ws_client,
+)
+from backend.tests.push_helpers import register, register_all_providers
+
+SETTLE_SECONDS = 0.7  # how long "nothing arrives" is watched for (several sweep intervals)
+BOB_FCM = "fcm-bob-phone-" + "x" * 32
+
+
+async def read(client: httpx.AsyncClient, user: str, conversation_id: str, up_to: str) -> None:
+    response = await client.post(
+        f"/conversations/{conversation_id}/read", json={"up_to": up_to}, headers=bearer(user)
+    )
+    assert response.status_code == 200, response.text
+
+
+async def pushed_devices_recorded(client: httpx.AsyncClient, user: str, count: int) -> None:
+    """Wait until `count` of the user's devices have a recorded successful push."""
+
+    async def recorded() -> bool:
+        devices = (await client.get("/devices", headers=bearer(user))).json()["devices"]
+        return sum(d["last_used_at"] is not None for d in devices) >= count
+
+    await eventually(recorded)
+
+
+def clears(pushes: list[Received]) -> list[Received]:
+    return [p for p in pushes if _data(p).get("type") == "conversation.read"]
+
+
+def _data(push: Received) -> dict[str, Any]:
+    return push.payload.get("data", push.payload)
+
+
+async def test_read_sends_each_pushed_device_one_silent_push_of_the_contract_shape(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    await register_all_providers(push_client, providers, "bob")
+    conversation = await create_conversation(push_client, "alice", "bob")
+    message = (await send_message(push_client, "alice", conversation["id"], "Hi")).json()
+    await pushed_devices_recorded(push_client, "bob", 3)
+
+    await read(push_client, "bob", conversation["id"], message["id"])
+
+    data = {
+        "type": "conversation.read",
+        "conversation_id": conversation["id"],
+        "last_read_message_id": message["id"],
+    }
+    fcm_push = (await asyncio.to_thread(providers.fcm.wait_for, 2))[1]
+    assert "notification" not in fcm_push.payload
+    assert fcm_push.payload["android"] == {"priority": "normal"}
+    assert fcm_push.payload["data"] == {**data, "unread_total": "0"}
+    apns_push = (await asyncio.to_thread(providers.apns.wait_for, 2))[1]
+    assert apns_push.headers["apns-push-type"] == "background"
+    assert apns_push.headers["apns-priority"] == "5"
+    assert apns_push.payload == {"aps": {"content-available": 1, "badge": 0}, **data}
+    web_push = (await asyncio.to_thread(providers.webpush.wait_for, 2))[1]
+    assert web_push.payload == {
+        "type": "conversation.read",
+        "data": {**data, "unread_total": "0"},
+    }
+    assert web_push.headers["urgency"] == "normal"
+
+
+async def test_clear_push_carries_what_is_still_unread_elsewhere(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    await register(
+        push_client, "bob", {"device_token": BOB_FCM, "platform": "android", "provider": "fcm"}
+    )
+    team = await create_conversation(push_client, "alice", "bob")
+    other = await create_conversation(push_client, "carol", "bob")
+    await send_message(push_client, "carol", other["id"], "still unread")
+    message = (await send_message(push_client, "alice", team["id"], "Hi")).json()
+    await asyncio.to_thread(providers.fcm.wait_for, 2)
+    await pushed_devices_recorded(push_client, "bob", 1)
+
+    await read(push_client, "bob", team["id"], message["id"])
+
+    pushes = await asyncio.to_thread(providers.fcm.wait_for, 3)
+    assert [_data(p)["unread_total"] for p in clears(pushes)] == ["1"]
+
+
+async def test_only_devices_the_message_push_reached_get_the_clear_push(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    await register(
+        push_client, "bob", {"device_token": BOB_FCM, "platform": "android", "provider": "fcm"}
+    )
+    conversation = await create_conversation(push_client, "alice", "bob")
+    message = (await send_message(push_client, "alice", conversation["id"], "Hi")).json()
+    await pushed_devices_recorded(push_client, "bob", 1)
+    later = await register_all_providers(push_client, providers, "bob")  # after the push
+
+    await read(push_client, "bob", conversation["id"], message["id"])
+
+    pushes = await asyncio.to_thread(providers.fcm.wait_for, 2)
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert [p.key for p in clears(providers.fcm.received)] == [BOB_FCM]
+    assert later.fcm_token not in {p.key for p in pushes}
+    assert providers.apns.count() == providers.webpush.count() == 0
+
+
+async def test_reading_messages_that_were_never_pushed_sends_nothing(
+    push_server: LiveServer, push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    await register_all_providers(push_client, providers, "bob")
+    conversation = await create_conversation(push_client, "alice", "bob")
+    async with ws_client(push_server.ws_url, "bob"):  # online: no push
+        message = (await send_message(push_client, "alice", conversation["id"], "Hi")).json()
+        await asyncio.sleep(SETTLE_SECONDS)
+
+    await read(push_client, "bob", conversation["id"], message["id"])
+    await asyncio.sleep(SETTLE_SECONDS)
+
+    assert providers.fcm.count() == providers.apns.count() == providers.webpush.count() == 0
+
+
+async def test_a_burst_of_reads_coalesces_and_the_last_clear_push_has_the_latest_position(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    await register(
+        push_client, "bob", {"device_token": BOB_FCM, "platform": "android", "provider": "fcm"}
+    )
+    conversation = await create_conversation(push_client, "alice", "bob")
+    messages = [
+        (await send_message(push_client, "alice", conversation["id"], f"m{i}")).json()["id"]
+        for i in range(20)
+    ]
+    await asyncio.to_thread(providers.fcm.wait_for, 20)
+    await pushed_devices_recorded(push_client, "bob", 1)
+    await asyncio.sleep(SETTLE_SECONDS)  # the last outcomes are recorded too
+    providers.fcm.latency = 0.3  # each clear push stays in flight a while
+
+    for message_id in messages:
+        await read(push_client, "bob", conversation["id"], message_id)
+
+    async def latest_arrived() -> bool:
+        sent = clears(providers.fcm.received)
+        return bool(sent) and _data(sent[-1])["last_read_message_id"] == messages[-1]
+
+    await eventually(latest_arrived)
+    await asyncio.sleep(SETTLE_SECONDS)
+    sent = clears(providers.fcm.received)
+    assert _data(sent[-1])["last_read_message_id"] == messages[-1]
+    assert _data(sent[-1])["unread_total"] == "0"
+    assert len(sent) < len(messages)  # coalesced: fewer pushes than reads
+    # At most one in flight: each answer comes a full latency after the previous one.
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(sent)]
+    assert all(gap >= 0.25 for gap in gaps), gaps
