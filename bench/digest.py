@@ -24,18 +24,18 @@ SCENARIO = "7 digest"
 
 _SETUP = [
     """
-    INSERT INTO conversations (id, title, created_by)
-    SELECT md5($2 || g)::uuid, CASE WHEN g % 2 = 0 THEN 'Room ' || g END, $2 || 'sender'
+    INSERT INTO conversations (id, title, created_by, last_seq)
+    SELECT md5($2 || g)::uuid, CASE WHEN g % 2 = 0 THEN 'Room ' || g END, $2 || 'sender', 1
     FROM generate_series(1, $1) AS g
     """,
     """
-    INSERT INTO conversation_participants (conversation_id, user_id)
-    SELECT md5($2 || g)::uuid, u
+    INSERT INTO conversation_participants (conversation_id, user_id, last_read_seq)
+    SELECT md5($2 || g)::uuid, u, CASE WHEN u = $2 || 'sender' THEN 1 ELSE 0 END
     FROM generate_series(1, $1) AS g, LATERAL (VALUES ($2 || g), ($2 || 'sender')) AS p(u)
     """,
     """
-    INSERT INTO messages (id, conversation_id, sender_id, content)
-    SELECT gen_random_uuid(), md5($2 || g)::uuid, $2 || 'sender', 'Lunch at ' || g || '?'
+    INSERT INTO messages (id, conversation_id, sender_id, content, seq)
+    SELECT gen_random_uuid(), md5($2 || g)::uuid, $2 || 'sender', 'Lunch at ' || g || '?', 1
     FROM generate_series(1, $1) AS g
     """,
     """
