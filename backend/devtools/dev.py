@@ -9,7 +9,6 @@ database by accident.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import shlex
@@ -22,6 +21,7 @@ from typing import Any
 
 import typer
 
+from backend.app import embedded
 from backend.app.config import Settings
 
 DEMO_USERS = {"ALICE": ("alice", "Alice"), "BOB": ("bob", "Bob")}
@@ -89,15 +89,7 @@ def _start_helper(directory: Path, name: str, module: str, *args: str) -> dict[s
             start_new_session=True,  # Ctrl-C reaches us; we stop the helpers in order
         )
 
-    def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    atexit.register(stop)
+    embedded.stop_at_exit(process)
     deadline = time.monotonic() + 60
     while not state_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -116,7 +108,6 @@ def start(host: str, port: int) -> None:
     """Prepare everything, print how to use it, then serve until Ctrl-C."""
     import uvicorn
 
-    from backend.app import embedded
     from backend.app.auth import mint_token
     from backend.app.cli import run_migrations
     from backend.app.main import create_app
