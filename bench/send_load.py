@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import time
 from pathlib import Path
@@ -81,6 +82,10 @@ async def run(bench: Bench) -> None:
     # Smoke (CI) skips the two-process server: starting two more interpreters is its
     # slowest part and says nothing at 5 clients.
     modes = [m for m in MODES if not (bench.smoke and m == API_TWO)]
+    # BENCH_SEND_MODES=bare,api: only the modes whose names start with these (for iterating
+    # on the send path); the comparison figures need the bare ceiling and the API-only mode.
+    if only := os.environ.get("BENCH_SEND_MODES"):
+        modes = [m for m in modes if any(m.startswith(w.strip()) for w in only.split(","))]
     for mode in modes:
         on = mode == "pushes on"
         await bench.emulators.reset(sizes.load_push_latency_ms)
@@ -198,6 +203,8 @@ async def run(bench: Bench) -> None:
             )
         )
 
+    if not {API_ONLY, BARE} <= figures.keys():
+        return
     api, bare = figures[API_ONLY]["rate"], figures[BARE]["rate"]
     add = bench.results.add
     add(
@@ -232,6 +239,8 @@ async def run(bench: Bench) -> None:
                 [figures[API_TWO]["rate"] / api],
             )
         )
+    if not {"pushes on", "pushes off"} <= figures.keys():
+        return
     ratio = figures["pushes on"]["p99"] / figures["pushes off"]["p99"]
     bench.results.add(
         Figure(
