@@ -344,9 +344,20 @@ async def _load(
             return response.status
 
     try:
-        # One request per client first: connections open before the clock starts.
+        # One request per client first: connections open before the clock starts, 10 ms
+        # apart as real clients would (opened at once, `serve --workers N` would see one
+        # process accept them all: asyncio accepts every pending connection per wake-up).
+        async def first_post(
+            index: int, http: aiohttp.ClientSession, c: str, h: dict[str, str]
+        ) -> int:
+            await asyncio.sleep(index * 0.01)
+            return await post(http, c, h)
+
         await asyncio.gather(
-            *(post(http, c, h) for http, (c, h) in zip(clients, conversations, strict=True))
+            *(
+                first_post(i, http, c, h)
+                for i, (http, (c, h)) in enumerate(zip(clients, conversations, strict=True))
+            )
         )
         measure_from = time.perf_counter() + sizes.load_warmup_seconds
         end = measure_from + sizes.load_seconds
