@@ -16,7 +16,16 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import digest, fanout, memory, notifications, presence, pruning, send_load
+from bench import (
+    digest,
+    fanout,
+    memory,
+    notifications,
+    presence,
+    pruning,
+    send_cluster,
+    send_load,
+)
 from bench.context import FULL, SMOKE, Bench
 from bench.report import Results, machine_info, render_table
 from bench.stack import (
@@ -36,6 +45,7 @@ SCENARIOS = {
     "presence": presence.run,
     "fanout": fanout.run,
     "send_load": send_load.run,
+    "send_cluster": send_cluster.run,  # needs a Redis 7 redis-server, else skipped
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,

@@ -60,11 +60,15 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-async def run(bench: Bench) -> None:
+async def create_load_conversations(
+    bench: Bench, tag: str = "load"
+) -> list[tuple[str, dict[str, str]]]:
+    """One conversation per client (the sender and its offline recipients, one device each),
+    with the sender's token: what `_load` posts into. `tag` keeps user ids apart per scenario."""
     sizes = bench.sizes
-    clients = bench.users("load-sender", sizes.load_clients)
+    clients = bench.users(f"{tag}-sender", sizes.load_clients)
     members = sizes.load_members - 1
-    recipients = bench.users("load", sizes.load_clients * members)
+    recipients = bench.users(tag, sizes.load_clients * members)
     log(
         f"send load: {len(clients)} conversations of {sizes.load_members} members, "
         f"{len(recipients)} recipient devices"
@@ -77,6 +81,25 @@ async def run(bench: Bench) -> None:
             bench.db, title=f"Load {index}", owner=sender, members=group
         )
         conversations.append((conversation_id, bearer(sender, name=f"Client {index}")))
+    return conversations
+
+
+def window_figures(
+    latencies: list[float], window: float, cpu_seconds: dict[str, float]
+) -> dict[str, float]:
+    """messages/s, p50/p95/p99 (ms) and the server's CPU ms per message of one window;
+    every `service*` entry of `cpu_seconds` counts as the server (`--workers` children)."""
+    rate = len(latencies) / window
+    p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
+    service_cpu = sum(v for k, v in cpu_seconds.items() if k.startswith("service"))
+    cpu_ms = service_cpu * 1000 / max(1, len(latencies))
+    return {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+
+
+async def run(bench: Bench) -> None:
+    sizes = bench.sizes
+    members = sizes.load_members - 1
+    conversations = await create_load_conversations(bench)
 
     figures: dict[str, dict[str, float]] = {}
     # Smoke (CI) skips the two-process server: starting two more interpreters is its
@@ -149,11 +172,10 @@ async def run(bench: Bench) -> None:
             raise RuntimeError(f"{mode}: no request completed")
         if errors:
             raise RuntimeError(f"{mode}: {len(errors)} requests failed, first: {errors[0]}")
-        rate = len(latencies) / window
-        p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
-        service_cpu = sum(v for k, v in meter.seconds.items() if k.startswith("service"))
-        cpu_ms = service_cpu * 1000 / max(1, len(latencies))
-        figures[mode] = {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+        figures[mode] = window_figures(latencies, window, meter.seconds)
+        rate, p50, p95, p99, cpu_ms = (
+            figures[mode][k] for k in ("rate", "p50", "p95", "p99", "cpu_ms")
+        )
         log(
             f"send load, {mode}: {rate:.0f} msg/s, p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
             f"p99 {p99:.0f} ms; {pushed} pushes accepted by the providers in the window"
