@@ -82,7 +82,7 @@ class Infrastructure:
 
 
 def start_infrastructure() -> Infrastructure:
-    from backend.app.cli import run_migrations
+    from backend.app.schema_migrations import run_migrations
     from backend.devtools import infra as test_infra
 
     database_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
