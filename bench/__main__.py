@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import digest, fanout, memory, notifications, presence, pruning, send_load
+from bench import digest, fanout, feature_cost, memory, notifications, presence, pruning, send_load
 from bench.context import FULL, SMOKE, Bench
 from bench.report import Results, machine_info, render_table
 from bench.stack import (
@@ -36,6 +36,7 @@ SCENARIOS = {
     "presence": presence.run,
     "fanout": fanout.run,
     "send_load": send_load.run,
+    "feature_cost": feature_cost.run,
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,
