@@ -16,7 +16,17 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import digest, fanout, feature_cost, memory, notifications, presence, pruning, send_load
+from bench import (
+    digest,
+    fanout,
+    feature_cost,
+    memory,
+    notifications,
+    presence,
+    pruning,
+    send_cluster,
+    send_load,
+)
 from bench.context import FULL, SMOKE, Bench
 from bench.report import Results, machine_info, render_table
 from bench.stack import (
@@ -36,6 +46,7 @@ SCENARIOS = {
     "presence": presence.run,
     "fanout": fanout.run,
     "send_load": send_load.run,
+    "send_cluster": send_cluster.run,  # needs a Redis 7 redis-server, else skipped
     "feature_cost": feature_cost.run,
     "memory": memory.run,
     "digest": digest.run,

@@ -1,9 +1,9 @@
 """The steps scenario 8 (`feature_cost.py`) measures, and its clock.
 
 - The fan-out's database step: the dispatcher's two transactions for one message job.
-- The send transaction: the app's `send_message` moves the sender's read position in its seq
-  claim and checks for clear-on-read pushes; `send_without_read_state` is the same
-  transaction without the check, and with or without the move.
+- The send transaction: the app's `send_message` (one statement) moves the sender's read
+  position in its seq claim, and checks for clear-on-read pushes when the sender passed
+  others' messages; `send_without_read_state` is the same statement without the move.
 - `CpuClock`: CPU seconds of this process plus its one PostgreSQL backend, the capacity a
   step costs (a shared machine stretches wall time, not CPU time).
 """
@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.auth import CurrentUser
-from backend.app.messenger.conversations.message_seq import claim_message_seq
-from backend.app.messenger.messages.models import Message
+from backend.app.messenger.conversations.message_seq import CLAIM_CTES
+from backend.app.messenger.messages.send_statement import _SEND
 from backend.app.messenger.push import repository
 from backend.app.messenger.push.fanout import FanOutPolicy
-from backend.app.messenger.push.outbox import enqueue_message_push
+from backend.app.messenger.push.outbox import message_job_parameters
 
 LEASE = 30.0
 
@@ -95,90 +95,89 @@ async def fan_out_step(
     return Cost(time.perf_counter() - started, clock() - cpu)
 
 
-# The send's seq claim without its read-state work: membership, next seq, title, members.
-_CLAIM_WITHOUT_READ = text(
-    """
-    WITH member AS (
-        SELECT 1 FROM conversation_participants
-        WHERE conversation_id = :conversation_id AND user_id = :sender_id
-    ), bumped AS (
-        UPDATE conversations SET last_seq = last_seq + 1
-        WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM member)
-        RETURNING title, last_seq
-    )
-    SELECT bumped.title, bumped.last_seq, ARRAY(
-        SELECT user_id FROM conversation_participants
-        WHERE conversation_id = :conversation_id ORDER BY user_id
-    ) AS participant_ids
-    FROM bumped
-    """
+# The app's one send statement (messages/send_statement.py) without the read-state work: the
+# claim's `previous` CTE no longer locks the sender's row for an exact old position, and the
+# `moved` CTE (the sender's read move) is gone. Derived from the app's own text, so the two
+# differ by exactly that.
+_MOVED = "), moved AS ("
+if CLAIM_CTES.count(_MOVED) != 1 or "FOR UPDATE" not in CLAIM_CTES or CLAIM_CTES not in _SEND.text:
+    raise ImportError("the send statement changed shape: update bench/cost_steps.py")
+_SEND_WITHOUT_READ = text(
+    _SEND.text.replace(CLAIM_CTES, CLAIM_CTES.split(_MOVED)[0].replace("FOR UPDATE", "") + ")")
 )
-_INSERT_MESSAGE = insert(Message).returning(Message)
 
 
 async def send_without_read_state(
-    session: AsyncSession,
-    *,
-    conversation_id: uuid.UUID,
-    sender: CurrentUser,
-    content: str,
-    move_read: bool = False,
+    session: AsyncSession, *, conversation_id: uuid.UUID, sender: CurrentUser, content: str
 ) -> None:
-    """`send_message` minus the clear-on-read check, and minus the sender's read move unless
-    `move_read` (then the claim is the app's own `claim_message_seq`)."""
+    """`send_message` minus the sender's read move and the clear-on-read check."""
     message_id = uuid.uuid4()
-    if move_read:
-        claimed = await claim_message_seq(
-            session, conversation_id=conversation_id, sender_id=sender.id, message_id=message_id
-        )
-        seq, title = claimed.seq, claimed.title
-    else:
-        claim = (
-            await session.execute(
-                _CLAIM_WITHOUT_READ,
-                {"conversation_id": conversation_id, "sender_id": sender.id},
-            )
-        ).one()
-        seq, title = claim.last_seq, claim.title
-    row = {
-        "id": message_id,
+    parameters = {
+        "message_id": message_id,
         "conversation_id": conversation_id,
         "sender_id": sender.id,
         "content": content,
         "client_msg_id": None,
-        "seq": seq,
+        **message_job_parameters(
+            sender_name=sender.display_name,
+            content=content,
+            include_content=True,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            sender_id=sender.id,
+        ),
     }
-    message = (await session.scalars(_INSERT_MESSAGE, [row])).one()
-    await enqueue_message_push(
-        session,
-        message=message,
-        sender_name=sender.display_name,
-        conversation_title=title,
-        include_content=True,
-    )
+    if (await session.execute(_SEND_WITHOUT_READ, parameters)).one().push_job_id is None:
+        raise RuntimeError("the send without read state stored nothing")
 
 
 SendStep = Callable[..., Awaitable[object]]
 
 
+# Another participant writes (not measured), so the sender's next send passes a message of
+# someone else, as a reply does.
+_OTHER_WRITES = """
+    WITH bumped AS (
+        UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq
+    )
+    INSERT INTO messages (id, conversation_id, sender_id, content, seq)
+    SELECT $2, $1, $3, 'Feature cost: a reply.', last_seq FROM bumped
+"""
+
+
+@dataclass(frozen=True)
+class Sender:
+    conversation_id: uuid.UUID
+    user: CurrentUser
+    other: str  # another participant of the conversation
+
+
 async def send_steps(
+    db: asyncpg.Connection,
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: CpuClock,
     step: SendStep,
-    senders: list[tuple[uuid.UUID, CurrentUser]],
+    senders: list[Sender],
     count: int,
     **extra: object,
 ) -> Cost:
-    """Per send, `count` sends one after another, the senders in turn."""
-    cpu, started = clock(), time.perf_counter()
+    """Per send, `count` sends one after another, the senders in turn; every other send
+    follows a message of another participant (the app then also runs its clear-on-read
+    check). Only the sends are measured."""
+    wall = cpu = 0.0
     for index in range(count):
-        conversation_id, sender = senders[index % len(senders)]
+        sender = senders[index % len(senders)]
+        if index % 2:
+            await db.execute(_OTHER_WRITES, sender.conversation_id, uuid.uuid4(), sender.other)
+        cpu_before, started = clock(), time.perf_counter()
         async with sessionmaker.begin() as session:
             await step(
                 session,
-                conversation_id=conversation_id,
-                sender=sender,
+                conversation_id=sender.conversation_id,
+                sender=sender.user,
                 content="Feature cost: hello.",
                 **extra,
             )
-    return Cost((time.perf_counter() - started) / count, (clock() - cpu) / count)
+        wall += time.perf_counter() - started
+        cpu += clock() - cpu_before
+    return Cost(wall / count, cpu / count)

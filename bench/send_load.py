@@ -57,11 +57,15 @@ API_TWO = "api only, 2 processes (--workers 2)"
 MODES = (BARE, API_ONLY, API_TWO, "pushes off", "pushes on")
 
 
-async def run(bench: Bench) -> None:
+async def create_load_conversations(
+    bench: Bench, tag: str = "load"
+) -> list[tuple[str, dict[str, str]]]:
+    """One conversation per client (the sender and its offline recipients, one device each),
+    with the sender's token: what `_load` posts into. `tag` keeps user ids apart per scenario."""
     sizes = bench.sizes
-    clients = bench.users("load-sender", sizes.load_clients)
+    clients = bench.users(f"{tag}-sender", sizes.load_clients)
     members = sizes.load_members - 1
-    recipients = bench.users("load", sizes.load_clients * members)
+    recipients = bench.users(tag, sizes.load_clients * members)
     log(
         f"send load: {len(clients)} conversations of {sizes.load_members} members, "
         f"{len(recipients)} recipient devices"
@@ -74,6 +78,25 @@ async def run(bench: Bench) -> None:
             bench.db, title=f"Load {index}", owner=sender, members=group
         )
         conversations.append((conversation_id, bearer(sender, name=f"Client {index}")))
+    return conversations
+
+
+def window_figures(
+    latencies: list[float], window: float, cpu_seconds: dict[str, float]
+) -> dict[str, float]:
+    """messages/s, p50/p95/p99 (ms) and the server's CPU ms per message of one window;
+    every `service*` entry of `cpu_seconds` counts as the server (`--workers` children)."""
+    rate = len(latencies) / window
+    p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
+    service_cpu = sum(v for k, v in cpu_seconds.items() if k.startswith("service"))
+    cpu_ms = service_cpu * 1000 / max(1, len(latencies))
+    return {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+
+
+async def run(bench: Bench) -> None:
+    sizes = bench.sizes
+    members = sizes.load_members - 1
+    conversations = await create_load_conversations(bench)
 
     figures: dict[str, dict[str, float]] = {}
     # Smoke (CI) skips the two-process server: starting two more interpreters is its
@@ -131,11 +154,10 @@ async def run(bench: Bench) -> None:
             raise RuntimeError(f"{mode}: no request completed")
         if errors:
             raise RuntimeError(f"{mode}: {len(errors)} requests failed, first: {errors[0]}")
-        rate = len(latencies) / window
-        p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
-        service_cpu = sum(v for k, v in meter.seconds.items() if k.startswith("service"))
-        cpu_ms = service_cpu * 1000 / max(1, len(latencies))
-        figures[mode] = {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+        figures[mode] = window_figures(latencies, window, meter.seconds)
+        rate, p50, p95, p99, cpu_ms = (
+            figures[mode][k] for k in ("rate", "p50", "p95", "p99", "cpu_ms")
+        )
         log(
             f"send load, {mode}: {rate:.0f} msg/s, p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
             f"p99 {p99:.0f} ms; {pushed} pushes accepted by the providers in the window"
@@ -319,9 +341,20 @@ async def _load(
             return response.status
 
     try:
-        # One request per client first: connections open before the clock starts.
+        # One request per client first: connections open before the clock starts, 10 ms
+        # apart as real clients would (opened at once, `serve --workers N` would see one
+        # process accept them all: asyncio accepts every pending connection per wake-up).
+        async def first_post(
+            index: int, http: aiohttp.ClientSession, c: str, h: dict[str, str]
+        ) -> int:
+            await asyncio.sleep(index * 0.01)
+            return await post(http, c, h)
+
         await asyncio.gather(
-            *(post(http, c, h) for http, (c, h) in zip(clients, conversations, strict=True))
+            *(
+                first_post(i, http, c, h)
+                for i, (http, (c, h)) in enumerate(zip(clients, conversations, strict=True))
+            )
         )
         measure_from = time.perf_counter() + sizes.load_warmup_seconds
         end = measure_from + sizes.load_seconds

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -128,6 +131,19 @@ async def conversation_not_found(request: Request, exc: Exception) -> JSONRespon
     return JSONResponse({"detail": "Conversation not found"}, status_code=404)
 
 
+# FastAPI's native OpenTelemetry layer asks on every request whether a provider has been
+# configured since (2-3 % of a send's CPU). When none is at start-up, the service does
+# without it: `opentelemetry-instrument messenger serve` configures one before this runs.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def opentelemetry_configured() -> bool:
+    """A tracer provider is set, or FastAPI is asked to configure OpenTelemetry itself."""
+    if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
+        return True
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def create_app(
     settings: Settings | None = None, *, background: bool = True, freeze_gc: bool = False
 ) -> FastAPI:
@@ -150,6 +166,7 @@ def create_app(
         # Served from vendored assets by install_web (FastAPI's own pages need a CDN).
         docs_url=None,
         redoc_url=None,
+        telemetry=None if opentelemetry_configured() else NO_TELEMETRY,
     )
     from backend.app.messenger.router import router as messenger_router
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.conversations.read_state import ReadMove
-from backend.app.messenger.conversations.service import ConversationNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +29,14 @@ class SeqClaim:
     previous_message_id: uuid.UUID | None  # the sender's position before, to undo a claim
 
 
-# One round trip for the hot send path: bump the conversation's seq under its row lock
-# (sends of one conversation serialise here, which is what makes seqs gap-free), move the
-# sender's position to the new message, and read what the send needs. The sender's row is
-# locked first (`previous`) so its old position is exact under concurrent reads.
-_CLAIM = text(
-    """
-    WITH previous AS (
+# The claim, as the leading CTEs of the send's one statement (messages/send_statement.py):
+# bump the conversation's seq under its row lock (sends of one conversation serialise here,
+# which is what makes seqs gap-free) and move the sender's position to the new message. The
+# sender's row is locked first (`previous`) so its old position is exact under concurrent
+# reads. The statement then SELECTs `CLAIM_COLUMNS` FROM bumped, previous: no row when the
+# sender does not take part (and nothing is locked then).
+CLAIM_CTES = """
+    previous AS (
         SELECT last_read_seq, last_read_message_id FROM conversation_participants
         WHERE conversation_id = :conversation_id AND user_id = :sender_id
         FOR UPDATE
@@ -49,17 +50,15 @@ _CLAIM = text(
             last_read_message_id = :message_id
         WHERE conversation_id = :conversation_id AND user_id = :sender_id
             AND EXISTS (SELECT 1 FROM bumped)
-    )
-    SELECT bumped.title, bumped.last_seq,
-        previous.last_read_seq AS previous_seq,
-        previous.last_read_message_id AS previous_message_id,
-        ARRAY(
-            SELECT user_id FROM conversation_participants
-            WHERE conversation_id = :conversation_id ORDER BY user_id
-        ) AS participant_ids
-    FROM bumped, previous
-    """
-)
+    )"""
+CLAIM_COLUMNS = """
+    bumped.title, bumped.last_seq,
+    previous.last_read_seq AS previous_seq,
+    previous.last_read_message_id AS previous_message_id,
+    ARRAY(
+        SELECT user_id FROM conversation_participants
+        WHERE conversation_id = :conversation_id ORDER BY user_id
+    ) AS participant_ids"""
 _RELEASE = text(
     """
     WITH restored AS (
@@ -73,22 +72,10 @@ _RELEASE = text(
 )
 
 
-async def claim_message_seq(
-    session: AsyncSession, *, conversation_id: uuid.UUID, sender_id: str, message_id: uuid.UUID
+def claim_of(
+    row: Any, *, conversation_id: uuid.UUID, sender_id: str, message_id: uuid.UUID
 ) -> SeqClaim:
-    """Take the next seq for a message about to be inserted with `message_id`.
-
-    Holds the conversation's row lock until the caller's transaction ends. Raises
-    `ConversationNotFound` when the sender does not take part (nothing is locked then).
-    """
-    row = (
-        await session.execute(
-            _CLAIM,
-            {"conversation_id": conversation_id, "sender_id": sender_id, "message_id": message_id},
-        )
-    ).one_or_none()
-    if row is None:
-        raise ConversationNotFound(conversation_id)
+    """The claim a row of `CLAIM_COLUMNS` describes (the seq is held until the transaction ends)."""
     move = ReadMove(
         user_id=sender_id,
         conversation_id=conversation_id,
