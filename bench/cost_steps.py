@@ -92,7 +92,11 @@ async def fan_out_step(
             badges=badges,
         )
         await repository.mark_fanned_out(session, job_id=claimed.id)
-    return Cost(time.perf_counter() - started, clock() - cpu)
+    cost = Cost(time.perf_counter() - started, clock() - cpu)
+    # Never sent: left pending they would pile up into a push backlog that every later step
+    # (the send's clear-on-read check among them) would have to look past.
+    await db.execute("DELETE FROM push_deliveries WHERE job_id = $1", job_id)
+    return cost
 
 
 # The app's one send statement (messages/send_statement.py) without the read-state work: the

@@ -55,6 +55,9 @@ from bench.stack import create_conversation, create_devices, log
 SCENARIO = "8 feature cost"
 HISTORY = 20  # earlier messages per conversation, so unread counts are real
 SENDS_PER_REPEAT = 100  # sends per variant and repeat (10 in smoke)
+# Fan-out steps per variant and repeat, the least CPU kept: on a shared machine a neighbour's
+# burst inflates one step's CPU too (caches, shared cores); the best of three is the step's own.
+BEST_OF = 3
 
 
 def policies() -> dict[str, FanOutPolicy]:
@@ -145,16 +148,21 @@ async def run(bench: Bench) -> None:
         for repeat in range(repeats + 1):  # round 0 warms up
             names = list(variants)
             names = names[repeat % len(names) :] + names[: repeat % len(names)]
-            for name in names:
-                cost = await fan_out_step(
-                    bench.db,
-                    sessionmaker,
-                    clock,
-                    variants[name],
-                    conversation_id=conversation_id,
-                    sender=sender,
-                )
-                if repeat:
+            best: dict[str, Cost] = {}
+            for _ in range(BEST_OF):
+                for name in names:
+                    cost = await fan_out_step(
+                        bench.db,
+                        sessionmaker,
+                        clock,
+                        variants[name],
+                        conversation_id=conversation_id,
+                        sender=sender,
+                    )
+                    if name not in best or cost.cpu < best[name].cpu:
+                        best[name] = cost
+            if repeat:
+                for name, cost in best.items():
                     fan_out[name].append(cost)
             for name in ("with", "without") if repeat % 2 else ("without", "with"):
                 step, extra = send_variants[name]
