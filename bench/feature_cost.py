@@ -1,28 +1,11 @@
 """Scenario 8 (issue 13, item 7): what unread counts and badges, blocking and quiet hours cost
-the fan-out and the send. None of them can be switched off by configuration (they are the
-contract's behaviour, and a setting only for the benchmark would be wrong), so their cost is
-measured directly: the app's own database step with and without that feature's queries,
-interleaved repeat by repeat (variant order rotating) so machine noise hits all alike.
-
-- Fan-out: `FanOutPolicy.candidates` + `badges` + `create_deliveries` + `mark_fanned_out`
-  (the dispatcher's two transactions) for one message to N offline recipients × 2 devices.
-  Policies: every feature; without badges (`with_badges=False`); without the block filter;
-  without the preference filters (`push: false` and quiet hours are one query); none. The data
-  makes every feature work without skipping anyone (every recipient has quiet hours set
-  outside now, blocks somebody else, has unread history), so all variants create the same
-  deliveries and differ only by the features' queries. Presence (Redis) and sending are left
-  out: unchanged by these features, they would only dilute the ratio (so it is an upper bound
-  of the throughput cost).
-- Send: the app's `send_message` (one statement: seq claim moving the sender's read position,
-  message, push job; then the clear-on-read check when the sender passed others' messages)
-  against the same statement without the read move and no check. Every other send follows a
-  message of another participant (a reply), so the check runs for half of them. Blocks and
-  quiet hours have no query on the send path (messages between blockers stay visible).
-
-Each step is measured in CPU (this process, where the app's code runs, plus its one
-PostgreSQL backend: the capacity it takes, which a shared machine does not stretch) and in
-wall time. Ratios with ÷ without, paired per repeat; target ≤ 1.10 on CPU for all features
-together (the fan-out) and for the read-state work (the send); the rest is information.
+the fan-out and the send (bench/README.md, scenario 8). None of them can be switched off by
+configuration (contract behaviour; a setting only for the benchmark would be wrong), so the
+app's own database steps run with and without each feature's queries (`cost_steps.py`),
+interleaved repeat by repeat, on data where every feature does its work yet skips nobody
+(unread history, quiet hours outside now, blocks of somebody else): the variants create the
+same deliveries. Measured in CPU (client + its PostgreSQL backend) and wall time; target
+≤ 1.10 on CPU for all features together (fan-out) and for the read-state work (send).
 """
 
 from __future__ import annotations
@@ -141,7 +124,8 @@ async def run(bench: Bench) -> None:
         "with": (send_message, {"client_msg_id": None, "include_content": True}),
         "without": (send_without_read_state, {}),
     }
-    send: dict[str, list[Cost]] = {name: [] for name in send_variants}
+    # (variant, kind of send) -> per repeat
+    send: dict[tuple[str, str], list[Cost]] = {}
     try:
         pid = await backend_pid(sessionmaker)
         clock = CpuClock(pid)
@@ -166,11 +150,12 @@ async def run(bench: Bench) -> None:
                     fan_out[name].append(cost)
             for name in ("with", "without") if repeat % 2 else ("without", "with"):
                 step, extra = send_variants[name]
-                cost = await send_steps(
+                costs = await send_steps(
                     bench.db, sessionmaker, clock, step, senders, sends, **extra
                 )
-                if repeat:
-                    send[name].append(cost)
+                for kind, cost in costs.items():
+                    if repeat:
+                        send.setdefault((name, kind), []).append(cost)
         if await backend_pid(sessionmaker) != pid:
             raise RuntimeError("the measuring connection was replaced: its CPU is not the steps'")
     finally:
@@ -189,7 +174,7 @@ def ratios(numerator: list[Cost], denominator: list[Cost], kind: str) -> list[fl
 def report(
     bench: Bench,
     fan_out: dict[str, list[Cost]],
-    send: dict[str, list[Cost]],
+    send: dict[tuple[str, str], list[Cost]],
     *,
     deliveries: int,
     sends: int,
@@ -246,13 +231,20 @@ def report(
             )
         )
 
-    send_variant = f"send transaction ({sends} in a row)"
-    labels = {
-        "with": "app send (with read state)",
-        "without": "without read state",
-    }
-    for name, costs in send.items():
-        per_step(f"{send_variant}, {labels[name]}", costs, "send")
-    app, bare = send["with"], send["without"]
+    send_variant = f"send transaction ({sends} in a row, half of them replies)"
+    labels = {"with": "app send (with read state)", "without": "without read state"}
+    for name, label in labels.items():
+        per_step(f"{send_variant}, {label}", send[(name, "mix")], "send")
+    app, bare = send[("with", "mix")], send[("without", "mix")]
     ratio(send_variant, "CPU with ÷ without read state (paired)", ratios(app, bare, "cpu"), True)
     ratio(send_variant, "wall with ÷ without read state (paired)", ratios(app, bare, "wall"), False)
+    for kind, what in (
+        ("plain", "after the sender's own message (read move)"),
+        ("reply", "after another's message (read move + clear-on-read check)"),
+    ):
+        ratio(
+            send_variant,
+            f"{kind} sends, {what}: CPU with ÷ without",
+            ratios(send[("with", kind)], send[("without", kind)], "cpu"),
+            False,
+        )
