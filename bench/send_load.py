@@ -134,7 +134,9 @@ async def run(bench: Bench) -> None:
             with CpuMeter(
                 service=service.pid, emulators=bench.emulators.process.pid, **children
             ) as meter:
-                latencies, errors, window, pushed = await _load(bench, service, conversations, mode)
+                latencies, errors, window, pushed = await _load(
+                    bench, service, conversations, mode, meter
+                )
             backlog = await bench.db.fetchrow(
                 """
                 SELECT (SELECT count(*) FROM push_jobs WHERE fanned_out_at IS NULL) AS jobs,
@@ -312,9 +314,16 @@ async def _open_loops(
 
 
 async def _load(
-    bench: Bench, service: Service, conversations: list[tuple[str, dict[str, str]]], mode: str
+    bench: Bench,
+    service: Service,
+    conversations: list[tuple[str, dict[str, str]]],
+    mode: str,
+    meter: CpuMeter | None = None,
 ) -> tuple[list[float], list[str], float, int]:
     """Closed loop: every client posts, waits for the answer, posts again.
+
+    `meter` is restarted and stopped with the measured window, so CPU per message divides
+    the window's CPU by the window's messages (not the warm-up's too).
 
     Each client has its own connection (its own aiohttp session), as separate devices would.
     """
@@ -383,7 +392,11 @@ async def _load(
             await asyncio.sleep(measure_from - time.perf_counter())
             counted_from = await bench.emulators.total()
             service.profile_start()
+            if meter is not None:
+                meter.start()
             await asyncio.sleep(end - time.perf_counter())
+            if meter is not None:
+                meter.stop()
             service.profile_stop()
 
         marks = asyncio.create_task(window_marks())
