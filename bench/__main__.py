@@ -19,6 +19,7 @@ from pathlib import Path
 from bench import (
     digest,
     fanout,
+    feature_cost,
     memory,
     notifications,
     presence,
@@ -46,6 +47,7 @@ SCENARIOS = {
     "fanout": fanout.run,
     "send_load": send_load.run,
     "send_cluster": send_cluster.run,  # needs a Redis 7 redis-server, else skipped
+    "feature_cost": feature_cost.run,
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,
