@@ -21,8 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.auth import CurrentUser
-from backend.app.messenger.conversations.message_seq import CLAIM_CTES
-from backend.app.messenger.messages.send_statement import _SEND
+from backend.app.messenger.conversations.message_seq import claim_ctes
+from backend.app.messenger.messages.send_statement import _SEND, _USED_BEFORE
 from backend.app.messenger.push import repository
 from backend.app.messenger.push.fanout import FanOutPolicy
 from backend.app.messenger.push.outbox import message_job_parameters
@@ -104,6 +104,7 @@ async def fan_out_step(
 # `moved` CTE (the sender's read move) is gone. Derived from the app's own text, so the two
 # differ by exactly that.
 _MOVED = "), moved AS ("
+CLAIM_CTES = claim_ctes(unless=_USED_BEFORE)
 if CLAIM_CTES.count(_MOVED) != 1 or "FOR UPDATE" not in CLAIM_CTES or CLAIM_CTES not in _SEND.text:
     raise ImportError("the send statement changed shape: update bench/cost_steps.py")
 _SEND_WITHOUT_READ = text(

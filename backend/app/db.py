@@ -87,7 +87,13 @@ def _ping_connections_after_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection failed its ping after idling") from exc
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, *, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """`autocommit=True`: sessions whose every statement commits on its own, with no BEGIN
+    and COMMIT round trips (same pool); only for writes that are one statement (the send)."""
+    if autocommit:
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -105,3 +111,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # What routers declare: a session whose transaction commits before the response is sent.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with runtime_of(request).autocommit_sessionmaker() as session:
+        yield session
+
+
+# For endpoints whose write is one statement, atomic by itself: each statement commits as
+# it runs (before the response), without the BEGIN and COMMIT round trips (the send path).
+AutocommitSessionDep = Annotated[AsyncSession, Depends(get_autocommit_session, scope="function")]

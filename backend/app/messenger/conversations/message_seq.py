@@ -10,9 +10,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from backend.app.messenger.conversations.read_state import ReadMove
 
 
@@ -26,23 +23,26 @@ class SeqClaim:
     title: str | None
     participant_ids: list[str]
     sender_move: ReadMove  # sending moves the sender's position to the new message
-    previous_message_id: uuid.UUID | None  # the sender's position before, to undo a claim
 
 
-# The claim, as the leading CTEs of the send's one statement (messages/send_statement.py):
-# bump the conversation's seq under its row lock (sends of one conversation serialise here,
-# which is what makes seqs gap-free) and move the sender's position to the new message. The
-# sender's row is locked first (`previous`) so its old position is exact under concurrent
-# reads. The statement then SELECTs `CLAIM_COLUMNS` FROM bumped, previous: no row when the
-# sender does not take part (and nothing is locked then).
-CLAIM_CTES = """
+def claim_ctes(*, unless: str) -> str:
+    """The claim, as the leading CTEs of the send's one statement (messages/send_statement.py).
+
+    Bump the conversation's seq under its row lock (sends of one conversation serialise
+    here, which is what makes seqs gap-free) and move the sender's position to the new
+    message; nothing is claimed when the SQL condition `unless` holds. The sender's row is
+    locked first (`previous`) so its old position is exact under concurrent reads. The
+    statement then SELECTs `CLAIM_COLUMNS` FROM previous LEFT JOIN bumped: no row when the
+    sender does not take part, `last_seq` NULL when nothing was claimed.
+    """
+    return f"""
     previous AS (
-        SELECT last_read_seq, last_read_message_id FROM conversation_participants
+        SELECT last_read_seq FROM conversation_participants
         WHERE conversation_id = :conversation_id AND user_id = :sender_id
         FOR UPDATE
     ), bumped AS (
         UPDATE conversations SET last_seq = last_seq + 1
-        WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM previous)
+        WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM previous) AND NOT ({unless})
         RETURNING title, last_seq
     ), moved AS (
         UPDATE conversation_participants SET
@@ -51,31 +51,23 @@ CLAIM_CTES = """
         WHERE conversation_id = :conversation_id AND user_id = :sender_id
             AND EXISTS (SELECT 1 FROM bumped)
     )"""
+
+
 CLAIM_COLUMNS = """
     bumped.title, bumped.last_seq,
     previous.last_read_seq AS previous_seq,
-    previous.last_read_message_id AS previous_message_id,
     ARRAY(
         SELECT user_id FROM conversation_participants
         WHERE conversation_id = :conversation_id ORDER BY user_id
     ) AS participant_ids"""
-_RELEASE = text(
-    """
-    WITH restored AS (
-        UPDATE conversation_participants SET
-            last_read_seq = :previous_seq, last_read_message_id = :previous_message_id
-        WHERE conversation_id = :conversation_id AND user_id = :sender_id
-    )
-    UPDATE conversations SET last_seq = last_seq - 1
-    WHERE id = :conversation_id AND last_seq = :seq
-    """
-)
 
 
 def claim_of(
     row: Any, *, conversation_id: uuid.UUID, sender_id: str, message_id: uuid.UUID
-) -> SeqClaim:
-    """The claim a row of `CLAIM_COLUMNS` describes (the seq is held until the transaction ends)."""
+) -> SeqClaim | None:
+    """The claim a row of `CLAIM_COLUMNS` describes; None when nothing was claimed."""
+    if row.last_seq is None:
+        return None
     move = ReadMove(
         user_id=sender_id,
         conversation_id=conversation_id,
@@ -90,22 +82,4 @@ def claim_of(
         title=row.title,
         participant_ids=list(row.participant_ids),
         sender_move=move,
-        previous_message_id=row.previous_message_id,
-    )
-
-
-async def release_message_seq(session: AsyncSession, *, claim: SeqClaim) -> None:
-    """Undo a claim whose message was not inserted (a repeated client_msg_id).
-
-    Exact because the claim's row locks are still held: nobody else claimed since.
-    """
-    await session.execute(
-        _RELEASE,
-        {
-            "conversation_id": claim.conversation_id,
-            "sender_id": claim.sender_id,
-            "seq": claim.seq,
-            "previous_seq": claim.sender_move.previous_seq,
-            "previous_message_id": claim.previous_message_id,
-        },
     )

@@ -13,12 +13,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.auth import CurrentUser
-from backend.app.messenger.conversations.message_seq import release_message_seq
 from backend.app.messenger.conversations.read_state import ReadMove
 from backend.app.messenger.conversations.service import ConversationNotFound, ensure_participant
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH
-from backend.app.messenger.messages.send_statement import store_message
+from backend.app.messenger.messages.send_statement import DuplicateClientMsgId, store_message
 from backend.app.messenger.push.service import clear_after_read
 
 __all__ = [
@@ -73,30 +72,28 @@ async def send_message(
     client_msg_id: str | None,
     include_content: bool,
 ) -> SentMessage:
-    """Store a message and its push job in the caller's transaction.
+    """Store a message and its push job: one statement, committed as it runs (`session` is
+    an autocommit session, see send_statement.py).
 
-    The message takes the conversation's next `seq` (which locks the conversation row
-    until commit: sends of one conversation serialise) and moves the sender's read position
-    to it. Idempotent per (sender, client_msg_id), race-free: the INSERT's ON CONFLICT DO
-    NOTHING waits for a concurrent insert of the same key and then yields to it; the claim
-    is undone, the original is read back and nothing else happens (no push job, no
-    announcement).
+    The message takes the conversation's next `seq` (sends of one conversation serialise on
+    its row lock) and moves the sender's read position to it. Idempotent per (sender,
+    client_msg_id), race-free: a repeat stores nothing and answers with the original (no
+    push job, no announcement).
     """
     _validate(content, client_msg_id)
     message_id = uuid.uuid4()
-    stored = await store_message(
-        session,
-        message_id=message_id,
-        conversation_id=conversation_id,
-        sender_id=sender.id,
-        sender_name=sender.display_name,
-        content=content,
-        client_msg_id=client_msg_id,
-        include_content=include_content,
-    )
-    claim = stored.claim
-    if stored.created_at is None:  # the client_msg_id was used before: answer with the original
-        await release_message_seq(session, claim=claim)
+    try:
+        stored = await store_message(
+            session,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            sender_id=sender.id,
+            sender_name=sender.display_name,
+            content=content,
+            client_msg_id=client_msg_id,
+            include_content=include_content,
+        )
+    except DuplicateClientMsgId:
         original = (
             await session.scalars(
                 select(Message).where(
@@ -105,14 +102,10 @@ async def send_message(
             )
         ).one()
         if original.conversation_id != conversation_id:
-            raise ClientMsgIdConflict(client_msg_id)
-        return SentMessage(
-            message=original,
-            created=False,
-            push_job_id=None,
-            participant_ids=claim.participant_ids,
-        )
+            raise ClientMsgIdConflict(client_msg_id) from None
+        return SentMessage(message=original, created=False, push_job_id=None, participant_ids=[])
 
+    claim = stored.claim
     message = Message(
         id=message_id,
         conversation_id=conversation_id,
@@ -124,8 +117,10 @@ async def send_message(
     )
     move = claim.sender_move
     # Sending reads what came before: the sender's other devices clear pushes of those
-    # messages. A sender who had read everything before passed only their own message,
-    # which was never pushed to them: nothing to clear (the common case; saves a query).
+    # messages (in statements of their own, after the message committed: a clear lost to a
+    # crash in between leaves a stale notification, never a lost message). A sender who had
+    # read everything before passed only their own message, which was never pushed to them:
+    # nothing to clear (the common case; saves a query).
     passed_others = move.previous_seq < move.last_read_seq - 1
     return SentMessage(
         message=message,

@@ -98,7 +98,7 @@ async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None
     """Same service as `POST /conversations/{id}/messages`; announced after the commit."""
     client_msg_id = request.client_msg_id
     try:
-        async with rt.sessionmaker.begin() as session:
+        async with rt.autocommit_sessionmaker() as session:
             sent = await messages.send_message(
                 session,
                 conversation_id=request.conversation_id,
