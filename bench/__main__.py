@@ -20,6 +20,7 @@ from bench import (
     digest,
     fanout,
     fanout_scaling,
+    feature_cost,
     memory,
     notifications,
     presence,
@@ -48,6 +49,7 @@ SCENARIOS = {
     "fanout_scaling": fanout_scaling.run,  # 1 vs 2 `messenger worker` processes
     "send_load": send_load.run,
     "send_cluster": send_cluster.run,  # needs a Redis 7 redis-server, else skipped
+    "feature_cost": feature_cost.run,
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,

@@ -86,7 +86,7 @@ async def _measure(
     try:
         cpu_before, commands_before = await _redis_counters(redis_url, cluster)
         with CpuMeter(service=service.pid) as meter:
-            latencies, errors, window, _ = await _load(bench, service, conversations, mode)
+            latencies, errors, window, _ = await _load(bench, service, conversations, mode, meter)
         cpu_after, commands_after = await _redis_counters(redis_url, cluster)
         redis_seconds = cpu_after - cpu_before
         meter.seconds["redis"] = round(redis_seconds, 3)

@@ -42,8 +42,13 @@ class Base(DeclarativeBase):
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, overflow: bool = True) -> AsyncEngine:
     """The engine of the request path (and, with a smaller pool, of background work).
+
+    `overflow=False` (the request path): a fixed pool, requests beyond it wait. Overflow
+    connections are closed as soon as they come back while the pool is full, which under
+    load meant a new connection (TLS probe, type introspection, statements prepared again)
+    every few requests.
 
     Connections are checked with a ping only after they sat idle in the pool: under load a
     connection is reused within milliseconds, and a ping per checkout (`pool_pre_ping`) was
@@ -55,7 +60,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if overflow else 0,
         hide_parameters=True,
     )
     _ping_connections_after_idle(engine)

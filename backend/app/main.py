@@ -31,6 +31,7 @@ from backend.app.webclient import install_web
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/messenger"
+GC_YOUNG_THRESHOLD = 14_000  # allocations between young-generation passes (CPython: 700)
 
 
 @asynccontextmanager
@@ -47,7 +48,9 @@ async def open_runtime(
         # Never verify tokens against an empty key (the CLI resolves one; embedders must set it).
         raise RuntimeError("JWT_SECRET is not set")
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, pool_size=settings.database_pool_size, overflow=False
+        )
         stack.push_async_callback(engine.dispose)
         background_engine = create_engine(settings.database_url, pool_size=5)
         stack.push_async_callback(background_engine.dispose)
@@ -123,6 +126,10 @@ async def open_runtime(
             # Only when we own the process (the CLI); a host application decides for itself.
             gc.collect()
             gc.freeze()
+            # A young-generation pass every 700 allocations was 6 % of a send's CPU (py-spy
+            # --native): a request allocates thousands of short-lived objects, nearly all
+            # freed by reference counting, so collect young objects 20x less often.
+            gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
         yield rt
 
 
