@@ -19,6 +19,7 @@ from pathlib import Path
 from bench import (
     digest,
     fanout,
+    fanout_scaling,
     feature_cost,
     memory,
     notifications,
@@ -45,6 +46,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = {
     "presence": presence.run,
     "fanout": fanout.run,
+    "fanout_scaling": fanout_scaling.run,  # 1 vs 2 `messenger worker` processes
     "send_load": send_load.run,
     "send_cluster": send_cluster.run,  # needs a Redis 7 redis-server, else skipped
     "feature_cost": feature_cost.run,
