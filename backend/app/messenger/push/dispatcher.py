@@ -22,6 +22,7 @@ from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
+from backend.app.messenger.push.wake import WakeSignal
 from backend.app.metrics import PUSH_JOBS_PARKED, count_push
 from backend.app.redis_client import RedisClient
 
@@ -56,6 +57,7 @@ class PushDispatcher:
         self._sweeper: asyncio.Task[None] | None = None
         self._runs_workers = False
         self._last_stale_check = 0.0
+        self._wake_workers = WakeSignal(redis, on_wake=self._wake.set)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -73,8 +75,10 @@ class PushDispatcher:
         self._runs_workers = run_workers
         if run_workers:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="push-sweep")
+            self._wake_workers.listen()
 
     async def stop(self) -> None:
+        await self._wake_workers.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         pending = [t for t in (self._sweeper, *self._tasks) if t is not None]
@@ -95,10 +99,11 @@ class PushDispatcher:
     def kick(self, job_id: int) -> None:
         """Process a just-committed job now, in the background (never awaited by the sender).
 
-        An API-only process (`messenger serve --no-background`) leaves it to the workers'
-        sweep, so API nodes never spend their CPU on fan-out.
+        An API-only process (`messenger serve --no-background`) leaves it to the workers,
+        so API nodes never spend their CPU on fan-out, and wakes them (see wake.py).
         """
         if not self._runs_workers:
+            self._wake_workers.request()
             return
         task = asyncio.create_task(self._process_job(job_id), name=f"push-job-{job_id}")
         self._tasks.add(task)
