@@ -224,6 +224,8 @@ class PushDispatcher:
         """Takes up work nobody is doing: orphaned jobs, expired leases, due retries."""
         assert self.engine is not None
         while True:
+            # Cleared before the sweep, not after: a wake-up during the sweep starts another.
+            self._wake.clear()
             try:
                 await self._finish_stale()
                 while await self._fan_out(None):
@@ -233,7 +235,6 @@ class PushDispatcher:
                 raise
             except Exception:
                 log.exception("push sweep failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.push_sweep_interval_seconds)
 
