@@ -1,11 +1,14 @@
 """APNs over HTTP/2 through aioapns, token (.p8) authentication.
 
-Three adjustments to aioapns 4.0, all by subclassing its connection protocol:
+Four adjustments to aioapns 4.0, all by subclassing its connection protocol:
 - it never returns HTTP/2 receive-window credit for response bodies, so after ~64 KiB
   of error bodies (≈1,300 `Unregistered` answers, a fan-out to stale tokens) later
   responses never arrive; we acknowledge every data frame;
 - an answer to a send that already timed out made it set a result on a cancelled future,
   and the error closed the connection with every push in flight; such answers are dropped;
+- header values go out as plain HPACK literals, and h2 does not re-validate the headers
+  we build: hpack's pure-Python Huffman coder (the provider JWT is never indexed, so it
+  was coded anew on every push) and the validation were a fifth of a push's CPU;
 - host and port come from class attributes; `APNS_HOST` overrides them for an emulator
   or a proxy (and `APNS_CA_FILE` adds a CA to trust).
 """
@@ -18,9 +21,11 @@ import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.exceptions import ConnectionClosed, ConnectionError, MaxAttemptsExceeded
+from hpack import Encoder
 
 from backend.app.messenger.push.apps import ApnsCredentials, Transport
 from backend.app.messenger.push.payloads import Notification, fit_body
@@ -38,7 +43,17 @@ GONE_REASONS = {"Unregistered", "ExpiredToken"}
 PRIORITY = {"high": 10, "normal": 5, "low": 1}
 
 
+class _LiteralEncoder(Encoder):
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        return super().encode(headers, huffman=False)
+
+
 def _protocol_class(base: type, host: str | None, port: int | None) -> type:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[no-untyped-def]
+        base.__init__(self, *args, **kwargs)
+        self.conn.encoder = _LiteralEncoder()
+        self.conn.config.validate_outbound_headers = False
+
     def on_data_received(self, raw_data: bytes, stream_id: int) -> None:  # type: ignore[no-untyped-def]
         base.on_data_received(self, raw_data, stream_id)
         # Return the flow-control credit aioapns forgets; sent by its flush() after this event.
@@ -58,6 +73,7 @@ def _protocol_class(base: type, host: str | None, port: int | None) -> type:
         base.connection_lost(self, exc)
 
     attributes: dict[str, object] = {
+        "__init__": __init__,
         "on_data_received": on_data_received,
         "on_response_received": on_response_received,
         "connection_lost": connection_lost,
