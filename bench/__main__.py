@@ -16,7 +16,16 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import digest, fanout, memory, notifications, presence, pruning, send_load
+from bench import (
+    digest,
+    fanout,
+    large_fanout,
+    memory,
+    notifications,
+    presence,
+    pruning,
+    send_load,
+)
 from bench.context import FULL, SMOKE, Bench
 from bench.report import Results, machine_info, render_table
 from bench.stack import (
@@ -39,6 +48,7 @@ SCENARIOS = {
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,
+    "large_fanout": large_fanout.run,
     "pruning": pruning.run,
 }
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
+from backend.app.db import autocommit
 from backend.app.messenger.push import clear_on_read, delivery_repository, repository
 from backend.app.messenger.push.apps import Transport, configured_apps
 from backend.app.messenger.push.delivery import DeliveryEngine, DeviceReport
@@ -134,11 +136,35 @@ class PushDispatcher:
     async def _process_job(self, job_id: int) -> None:
         async with self._job_slots:
             try:
-                if await self._fan_out(job_id):
-                    assert self.engine is not None
-                    await self.engine.deliver(job_id=job_id)
+                await self._fan_out_and_deliver(job_id)
             except Exception:
                 log.exception("push job %s failed; the sweep will take it up again", job_id)
+
+    async def _fan_out_and_deliver(self, job_id: int | None) -> bool:
+        """Fan out one job (this one, or the oldest nobody holds) while sending the deliveries
+        of the pages already written. False if there was no job to take."""
+        assert self.engine is not None
+        written = asyncio.Event()
+        fanned: list[int] = []
+
+        def page_written(job: int) -> None:
+            fanned[:] = [job]
+            written.set()
+
+        fan_out = asyncio.create_task(self._fan_out(job_id, page_written))
+        try:
+            while True:
+                waiting = asyncio.ensure_future(written.wait())
+                await asyncio.wait({fan_out, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                if written.is_set():
+                    written.clear()
+                    await self.engine.deliver(job_id=fanned[0])
+                elif fan_out.done():
+                    return fan_out.result()
+        except BaseException:
+            fan_out.cancel()  # its open page rolls back; the job's lease hands it on
+            raise
 
     async def _fan_out_clear(self, job: JobRow) -> None:
         """A clear-on-read job goes to the reader's devices its messages reached (presence and
@@ -149,13 +175,16 @@ class PushDispatcher:
         if fanned_as != job.id:
             self._wake.set()  # the deliveries (if any) belong to another job: the sweep sends
 
-    async def _fan_out(self, job_id: int | None) -> bool:
+    async def _fan_out(self, job_id: int | None, page_written: Callable[[int], None]) -> bool:
         """Fan out one job (this one, or the oldest nobody holds). False if there was none.
 
-        Three short steps, no row lock held across them: lease the job (committed), read the
-        recipients and then their presence, create the deliveries and mark the job done."""
+        No row lock is held across steps: lease the job (committed); then page by page of
+        `PUSH_FANOUT_BATCH_SIZE` recipients, read them and then their presence, and create
+        their deliveries (committed, the lease renewed; `page_written` lets them go out at
+        once). The last page marks the job done. A fan-out cut short is redone from the start
+        by whoever takes the job over: deliveries already written are kept, never doubled."""
         lease = float(self.settings.push_lease_seconds)
-        async with self.sessionmaker.begin() as session:
+        async with autocommit(self.sessionmaker) as session:
             job = await repository.claim_job(session, job_id=job_id, lease=lease)
         if job is None:
             return False
@@ -164,22 +193,12 @@ class PushDispatcher:
                 raise _GiveUp(f"fan-out failed {job.fanout_attempts - 1} times")
             if job.kind is PushKind.CLEAR:
                 await self._fan_out_clear(job)
+                page_written(job.id)
                 return True
-            async with self.sessionmaker.begin() as session:
-                audience = await self.fan_out_policy.candidates(session, job)
-            audience = await self.fan_out_policy.drop_online(self.redis, audience)
-            async with self.sessionmaker.begin() as session:
-                badges = await self.fan_out_policy.badges(session, audience)
-                with_devices = await repository.create_deliveries(
-                    session,
-                    job_id=job.id,
-                    user_ids=audience.user_ids,
-                    lease=lease,
-                    owned=False,
-                    badges=badges,
-                )
-                await repository.mark_fanned_out(session, job_id=job.id)
-            self.fan_out_policy.delivery_plan(audience, with_devices)
+            after: str | None = ""
+            while after is not None:
+                after = await self._fan_out_page(job, after, lease)
+                page_written(job.id)
         except _GiveUp as exc:
             await self._park(job.id, str(exc))
         except Exception as exc:
@@ -192,6 +211,29 @@ class PushDispatcher:
                     )
             self._wake_after(delay)
         return True
+
+    async def _fan_out_page(self, job: JobRow, after: str, lease: float) -> str | None:
+        """One page of recipients: deliveries written, committed. Returns where the next starts."""
+        policy = self.fan_out_policy
+        # Reads, then one writing statement, each committed as it ends: no lock waits on
+        # this process's event loop, however busy sending the earlier pages keeps it.
+        async with autocommit(self.sessionmaker) as session:
+            audience = await policy.candidates(
+                session, job, after=after, limit=self.settings.push_fanout_batch_size
+            )
+        audience = await policy.drop_online(self.redis, audience)
+        async with autocommit(self.sessionmaker) as session:
+            badges = await policy.badges(session, audience)
+            with_devices = await repository.create_page(
+                session,
+                job_id=job.id,
+                user_ids=audience.user_ids,
+                lease=lease,
+                last=audience.next_after is None,
+                badges=badges,
+            )
+        policy.delivery_plan(audience, with_devices)
+        return audience.next_after
 
     async def _park(self, job_id: int, reason: str) -> None:
         log.error("push job %s parked as failed: %s", job_id, reason)
@@ -221,7 +263,7 @@ class PushDispatcher:
         while True:
             try:
                 await self._finish_stale()
-                while await self._fan_out(None):
+                while await self._fan_out_and_deliver(None):
                     pass
                 await self.engine.deliver()
             except asyncio.CancelledError:
