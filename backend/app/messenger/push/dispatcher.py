@@ -8,23 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
-from backend.app.db import autocommit
-from backend.app.messenger.push import clear_on_read, delivery_repository, repository
+from backend.app.messenger.push import delivery_repository, repository
 from backend.app.messenger.push.apps import Transport, configured_apps
 from backend.app.messenger.push.delivery import DeliveryEngine, DeviceReport
 from backend.app.messenger.push.fanout import FanOutPolicy
+from backend.app.messenger.push.fanout_job import JobFanOut
 from backend.app.messenger.push.outbox import enqueue_direct_push
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.registry import ProviderRegistry
-from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
-from backend.app.metrics import PUSH_JOBS_PARKED, count_push
+from backend.app.metrics import count_push
 from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -52,6 +50,15 @@ class PushDispatcher:
         self.retry_policy = RetryPolicy.from_settings(settings)
         self.registry = ProviderRegistry({})
         self.engine: DeliveryEngine | None = None
+        self.job_fan_out = JobFanOut(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            policy=self.fan_out_policy,
+            retry_policy=self.retry_policy,
+            wake=self._wake_now,
+            wake_after=self._wake_after,
+        )
         self._job_slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -88,6 +95,9 @@ class PushDispatcher:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.registry.close()
+
+    def _wake_now(self) -> None:
+        self._wake.set()
 
     def _wake_after(self, seconds: float) -> None:
         asyncio.get_running_loop().call_later(seconds, self._wake.set)
@@ -151,7 +161,7 @@ class PushDispatcher:
             fanned[:] = [job]
             written.set()
 
-        fan_out = asyncio.create_task(self._fan_out(job_id, page_written))
+        fan_out = asyncio.create_task(self.job_fan_out.run(job_id, page_written))
         try:
             while True:
                 waiting = asyncio.ensure_future(written.wait())
@@ -165,81 +175,6 @@ class PushDispatcher:
         except BaseException:
             fan_out.cancel()  # its open page rolls back; the job's lease hands it on
             raise
-
-    async def _fan_out_clear(self, job: JobRow) -> None:
-        """A clear-on-read job goes to the reader's devices its messages reached (presence and
-        skip rules do not apply: it syncs the reader's other devices), with their badge."""
-        async with self.sessionmaker.begin() as session:
-            fanned_as = await clear_on_read.create_clear_deliveries(session, job_id=job.id)
-            await repository.mark_fanned_out(session, job_id=job.id)
-        if fanned_as != job.id:
-            self._wake.set()  # the deliveries (if any) belong to another job: the sweep sends
-
-    async def _fan_out(self, job_id: int | None, page_written: Callable[[int], None]) -> bool:
-        """Fan out one job (this one, or the oldest nobody holds). False if there was none.
-
-        No row lock is held across steps: lease the job (committed); then page by page of
-        `PUSH_FANOUT_BATCH_SIZE` recipients, read them and then their presence, and create
-        their deliveries (committed, the lease renewed; `page_written` lets them go out at
-        once). The last page marks the job done. A fan-out cut short is redone from the start
-        by whoever takes the job over: deliveries already written are kept, never doubled."""
-        lease = float(self.settings.push_lease_seconds)
-        async with autocommit(self.sessionmaker) as session:
-            job = await repository.claim_job(session, job_id=job_id, lease=lease)
-        if job is None:
-            return False
-        try:
-            if job.fanout_attempts > self.settings.push_max_attempts:
-                raise _GiveUp(f"fan-out failed {job.fanout_attempts - 1} times")
-            if job.kind is PushKind.CLEAR:
-                await self._fan_out_clear(job)
-                page_written(job.id)
-                return True
-            after: str | None = ""
-            while after is not None:
-                after = await self._fan_out_page(job, after, lease)
-                page_written(job.id)
-        except _GiveUp as exc:
-            await self._park(job.id, str(exc))
-        except Exception as exc:
-            log.exception("fan-out of push job %s failed (attempt %d)", job.id, job.fanout_attempts)
-            delay = self.retry_policy.delay(job.fanout_attempts, None)
-            with contextlib.suppress(Exception):
-                async with self.sessionmaker.begin() as session:
-                    await repository.retry_job_later(
-                        session, job_id=job.id, delay=delay, error=type(exc).__name__
-                    )
-            self._wake_after(delay)
-        return True
-
-    async def _fan_out_page(self, job: JobRow, after: str, lease: float) -> str | None:
-        """One page of recipients: deliveries written, committed. Returns where the next starts."""
-        policy = self.fan_out_policy
-        # Reads, then one writing statement, each committed as it ends: no lock waits on
-        # this process's event loop, however busy sending the earlier pages keeps it.
-        async with autocommit(self.sessionmaker) as session:
-            audience = await policy.candidates(
-                session, job, after=after, limit=self.settings.push_fanout_batch_size
-            )
-        audience = await policy.drop_online(self.redis, audience)
-        async with autocommit(self.sessionmaker) as session:
-            badges = await policy.badges(session, audience)
-            with_devices = await repository.create_page(
-                session,
-                job_id=job.id,
-                user_ids=audience.user_ids,
-                lease=lease,
-                last=audience.next_after is None,
-                badges=badges,
-            )
-        policy.delivery_plan(audience, with_devices)
-        return audience.next_after
-
-    async def _park(self, job_id: int, reason: str) -> None:
-        log.error("push job %s parked as failed: %s", job_id, reason)
-        PUSH_JOBS_PARKED.inc()
-        async with self.sessionmaker.begin() as session:
-            await repository.park_job(session, job_id=job_id, error=reason)
 
     # -- sweep ---------------------------------------------------------------------------------
 
@@ -273,7 +208,3 @@ class PushDispatcher:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.push_sweep_interval_seconds)
-
-
-class _GiveUp(Exception):
-    """A job that keeps failing its fan-out: park it instead of blocking the sweep."""
