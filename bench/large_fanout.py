@@ -37,6 +37,7 @@ from bench.memory import MIB, RssSampler
 from bench.report import Figure
 from bench.stack import (
     API,
+    CpuMeter,
     bearer,
     create_conversation,
     create_devices,
@@ -99,6 +100,8 @@ async def run(bench: Bench) -> None:
                 """One message; with `key`, its figures are kept under that name."""
                 conversation_id, expected = target
                 await bench.emulators.reset(latency)
+                meter = CpuMeter(service=service.pid, emulators=bench.emulators.process.pid)
+                meter.__enter__()
                 response = await http.post(
                     f"/conversations/{conversation_id}/messages",
                     json={"content": f"large fan-out to {expected:,} devices"},
@@ -119,8 +122,12 @@ async def run(bench: Bench) -> None:
                         f"fan-out to {expected:,} devices did not finish within {timeout:.0f} s "
                         f"({await bench.emulators.total()} accepted)"
                     )
+                meter.__exit__(None, None, None)
                 await _check_exactly_once(bench, message_id, expected, problems)
                 if key is not None:
+                    # Whether the service, the emulators or PostgreSQL took the cores.
+                    bench.results.diagnose("large fan-out cpu seconds", key, meter.seconds)
+                    log(f"  cpu s during {key}: {meter.summary()}")
                     runs.setdefault(f"{key} first", []).append(first - acked)
                     runs.setdefault(f"{key} last", []).append(last - acked)
                     runs.setdefault(f"{key} rate", []).append(expected / max(last - first, 1e-6))
