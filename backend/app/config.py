@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     push_max_age_seconds: int = Field(default=3600, ge=1)
     push_apps_file: str = ""
     push_claim_batch_size: int = Field(default=500, ge=1)
-    # Recipients a fan-out reads, filters and writes deliveries for per transaction: the first
-    # pushes go out while later pages are written, and no transaction grows with the audience.
+    # Recipients in a fan-out's first page (later pages double, up to 8x): the first pushes go
+    # out while later pages are written, and no statement grows with the audience.
     push_fanout_batch_size: int = Field(default=1000, ge=1)
     device_registrations_per_minute: int = Field(default=30, ge=1)
     max_active_devices_per_user: int = Field(default=50, ge=1)

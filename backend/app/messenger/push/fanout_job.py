@@ -23,6 +23,14 @@ from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
+# The first page is PUSH_FANOUT_BATCH_SIZE recipients, so the first pushes go out at once; each
+# next one doubles, up to this many times the first. While the earlier pages' sends keep the
+# event loop busy every round trip of a page waits its turn, and 100,000 recipients in pages
+# of 1,000 (~10 round trips each) were written at only ~700 recipients/s, slower than they
+# were sent; pages of up to 8,000 keep the fan-out ahead, and each page's one writing
+# statement well under a second.
+PAGE_GROWTH = 8
+
 
 class JobFanOut:
     def __init__(
@@ -56,10 +64,10 @@ class JobFanOut:
     async def run(self, job_id: int | None, page_written: Callable[[int], None]) -> bool:
         """Fan out one job (this one, or the oldest nobody holds). False if there was none.
 
-        No row lock is held across steps: lease the job (committed); then page by page of
-        `PUSH_FANOUT_BATCH_SIZE` recipients, read them and then their presence, and create
-        their deliveries (committed, the lease renewed; `page_written` lets them go out at
-        once). The last page marks the job done. A fan-out cut short is redone from the start
+        No row lock is held across steps: lease the job (committed); then page by page (the
+        first of `PUSH_FANOUT_BATCH_SIZE` recipients, then growing), read them and then their
+        presence, and create their deliveries (committed, the lease renewed; `page_written`
+        lets them go out at once). The last page marks the job done. A fan-out cut short is redone from the start
         by whoever takes the job over: deliveries already written are kept, never doubled."""
         lease = float(self.settings.push_lease_seconds)
         async with autocommit(self.sessionmaker) as session:
@@ -74,9 +82,11 @@ class JobFanOut:
                 page_written(job.id)
                 return True
             after: str | None = ""
+            size = first = self.settings.push_fanout_batch_size
             while after is not None:
-                after = await self._page(job, after, lease)
+                after = await self._page(job, after, lease, size)
                 page_written(job.id)
+                size = min(size * 2, first * PAGE_GROWTH)
         except _GiveUp as exc:
             await self._park(job.id, str(exc))
         except Exception as exc:
@@ -90,15 +100,13 @@ class JobFanOut:
             self.wake_after(delay)
         return True
 
-    async def _page(self, job: JobRow, after: str, lease: float) -> str | None:
+    async def _page(self, job: JobRow, after: str, lease: float, size: int) -> str | None:
         """One page of recipients: deliveries written, committed. Returns where the next starts."""
         policy = self.policy
         # Reads, then one writing statement, each committed as it ends: no lock waits on
         # this process's event loop, however busy sending the earlier pages keeps it.
         async with autocommit(self.sessionmaker) as session:
-            audience = await policy.candidates(
-                session, job, after=after, limit=self.settings.push_fanout_batch_size
-            )
+            audience = await policy.candidates(session, job, after=after, limit=size)
         audience = await policy.drop_online(self.redis, audience)
         async with autocommit(self.sessionmaker) as session:
             badges = await policy.badges(session, audience)
