@@ -19,11 +19,14 @@ from pathlib import Path
 from bench import (
     digest,
     fanout,
+    fanout_scaling,
+    feature_cost,
     large_fanout,
     memory,
     notifications,
     presence,
     pruning,
+    send_cluster,
     send_load,
 )
 from bench.context import FULL, SMOKE, Bench
@@ -44,7 +47,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 SCENARIOS = {
     "presence": presence.run,
     "fanout": fanout.run,
+    "fanout_scaling": fanout_scaling.run,  # 1 vs 2 `messenger worker` processes
     "send_load": send_load.run,
+    "send_cluster": send_cluster.run,  # needs a Redis 7 redis-server, else skipped
+    "feature_cost": feature_cost.run,
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,

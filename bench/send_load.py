@@ -10,12 +10,15 @@ process, the default deployment), one after the other on the same data:
 - pushes on: started with the emulators' credentials, simulated round trip 50 ms.
 
 Between the two, unfinished push work is discarded so the second server inherits nothing.
+Before them, the bare ceiling and the API-only server (`--no-background`); on the latter, the
+open-loop runs of `open_loop.py` (REST, then WebSocket) at half its closed-loop rate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import statistics
 import time
@@ -26,6 +29,7 @@ import httpx
 import psutil
 
 from bench.context import Bench
+from bench.open_loop import CONTENT, percentile, rest_open_loop, ws_open_loop
 from bench.report import Figure
 from bench.stack import (
     API,
@@ -51,20 +55,17 @@ API_ONLY = "api only (--no-background)"
 # latency with the background work in the same process.
 API_TWO = "api only, 2 processes (--workers 2)"
 MODES = (BARE, API_ONLY, API_TWO, "pushes off", "pushes on")
-CONTENT = "Load test message: hello from a benchmark client."
 
 
-def percentile(values: list[float], p: int) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
-
-
-async def run(bench: Bench) -> None:
+async def create_load_conversations(
+    bench: Bench, tag: str = "load"
+) -> list[tuple[str, dict[str, str]]]:
+    """One conversation per client (the sender and its offline recipients, one device each),
+    with the sender's token: what `_load` posts into. `tag` keeps user ids apart per scenario."""
     sizes = bench.sizes
-    clients = bench.users("load-sender", sizes.load_clients)
+    clients = bench.users(f"{tag}-sender", sizes.load_clients)
     members = sizes.load_members - 1
-    recipients = bench.users("load", sizes.load_clients * members)
+    recipients = bench.users(tag, sizes.load_clients * members)
     log(
         f"send load: {len(clients)} conversations of {sizes.load_members} members, "
         f"{len(recipients)} recipient devices"
@@ -77,6 +78,25 @@ async def run(bench: Bench) -> None:
             bench.db, title=f"Load {index}", owner=sender, members=group
         )
         conversations.append((conversation_id, bearer(sender, name=f"Client {index}")))
+    return conversations
+
+
+def window_figures(
+    latencies: list[float], window: float, cpu_seconds: dict[str, float]
+) -> dict[str, float]:
+    """messages/s, p50/p95/p99 (ms) and the server's CPU ms per message of one window;
+    every `service*` entry of `cpu_seconds` counts as the server (`--workers` children)."""
+    rate = len(latencies) / window
+    p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
+    service_cpu = sum(v for k, v in cpu_seconds.items() if k.startswith("service"))
+    cpu_ms = service_cpu * 1000 / max(1, len(latencies))
+    return {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+
+
+async def run(bench: Bench) -> None:
+    sizes = bench.sizes
+    members = sizes.load_members - 1
+    conversations = await create_load_conversations(bench)
 
     figures: dict[str, dict[str, float]] = {}
     # Smoke (CI) skips the two-process server: starting two more interpreters is its
@@ -114,7 +134,9 @@ async def run(bench: Bench) -> None:
             with CpuMeter(
                 service=service.pid, emulators=bench.emulators.process.pid, **children
             ) as meter:
-                latencies, errors, window, pushed = await _load(bench, service, conversations, mode)
+                latencies, errors, window, pushed = await _load(
+                    bench, service, conversations, mode, meter
+                )
             backlog = await bench.db.fetchrow(
                 """
                 SELECT (SELECT count(*) FROM push_jobs WHERE fanned_out_at IS NULL) AS jobs,
@@ -122,22 +144,7 @@ async def run(bench: Bench) -> None:
                 """
             )
             if mode == API_ONLY and latencies:
-                open_rate = len(latencies) / window / 2
-                open_p99, open_errors = await _open_loop(
-                    service, conversations, rate=open_rate, seconds=sizes.load_seconds / 2
-                )
-                log(f"  open loop at {open_rate:.0f} msg/s: p99 {open_p99:.0f} ms")
-                bench.results.add(
-                    Figure(
-                        SCENARIO,
-                        f"{API_ONLY}, open loop at ½ max ({open_rate:.0f}/s)",
-                        "POST /messages p99",
-                        "ms",
-                        [open_p99],
-                        target="≤ 50",
-                        met=open_p99 <= 50 and not open_errors,
-                    )
-                )
+                await _open_loops(bench, service, conversations, len(latencies) / window / 2)
             bench.results.diagnose("send load cpu seconds", mode, meter.seconds)
             log(f"  cpu s during {mode}: {meter.summary()}")
             if prefix is not None:
@@ -149,11 +156,10 @@ async def run(bench: Bench) -> None:
             raise RuntimeError(f"{mode}: no request completed")
         if errors:
             raise RuntimeError(f"{mode}: {len(errors)} requests failed, first: {errors[0]}")
-        rate = len(latencies) / window
-        p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
-        service_cpu = sum(v for k, v in meter.seconds.items() if k.startswith("service"))
-        cpu_ms = service_cpu * 1000 / max(1, len(latencies))
-        figures[mode] = {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+        figures[mode] = window_figures(latencies, window, meter.seconds)
+        rate, p50, p95, p99, cpu_ms = (
+            figures[mode][k] for k in ("rate", "p50", "p95", "p99", "cpu_ms")
+        )
         log(
             f"send load, {mode}: {rate:.0f} msg/s, p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
             f"p99 {p99:.0f} ms; {pushed} pushes accepted by the providers in the window"
@@ -275,49 +281,49 @@ async def start_bare(settings: dict[str, str], workdir: Path) -> Service:
     raise RuntimeError(f"bare ceiling did not start; see {log_path}")
 
 
-async def _open_loop(
-    service: Service,
-    conversations: list[tuple[str, dict[str, str]]],
-    *,
-    rate: float,
-    seconds: float,
-) -> tuple[float, int]:
-    """Fixed arrival rate, whatever the answers: request i is due at i / rate and its latency
-    counts from then (a slow answer cannot hold back the next arrivals and hide queueing).
-    Returns the p99 in ms and the number of failed requests."""
-    base = service.url + API  # type: ignore[operator]
-    latencies: list[float] = []
-    failures = 0
-    count = max(1, int(rate * seconds))
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=60)
-    ) as http:
-
-        async def one(index: int, due: float) -> None:
-            nonlocal failures
-            conversation_id, headers = conversations[index % len(conversations)]
-            url = f"{base}/conversations/{conversation_id}/messages"
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            try:
-                async with http.post(url, json={"content": CONTENT}, headers=headers) as response:
-                    await response.read()
-                    ok = response.status == 201
-            except (aiohttp.ClientError, TimeoutError):
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - due)
-            else:
-                failures += 1
-
-        start = time.perf_counter() + 0.2
-        await asyncio.gather(*(one(i, start + i / rate) for i in range(count)))
-    return (percentile(latencies, 99) * 1000 if latencies else float("inf")), failures
+async def _open_loops(
+    bench: Bench, service: Service, conversations: list[tuple[str, dict[str, str]]], rate: float
+) -> None:
+    """Item 2: at half the closed-loop maximum, the REST send, then the WebSocket send (each
+    sender's own connection), on the same server and conversations; p99 ≤ 50 ms each."""
+    seconds = bench.sizes.load_seconds / 2
+    for path, figure, measure in (
+        ("REST", "POST /messages p99", rest_open_loop),
+        ("WebSocket", "WebSocket message.send → message.ack p99", ws_open_loop),
+    ):
+        result = await measure(service, conversations, rate=rate, seconds=seconds)
+        log(
+            f"  open loop, {path}, at {rate:.0f} msg/s: p99 {result.p99_ms:.0f} ms, "
+            f"{result.answered} answered, {result.failures} failed"
+        )
+        bench.results.diagnose(
+            "send load open loop", path, {"rate": rate, **dataclasses.asdict(result)}
+        )
+        bench.results.add(
+            Figure(
+                SCENARIO,
+                f"{API_ONLY}, open loop at ½ max ({rate:.0f}/s)",
+                figure,
+                "ms",
+                [result.p99_ms],
+                target="≤ 50",
+                met=result.p99_ms <= 50 and not result.failures,
+                note=f"{result.failures} failed" if result.failures else None,
+            )
+        )
 
 
 async def _load(
-    bench: Bench, service: Service, conversations: list[tuple[str, dict[str, str]]], mode: str
+    bench: Bench,
+    service: Service,
+    conversations: list[tuple[str, dict[str, str]]],
+    mode: str,
+    meter: CpuMeter | None = None,
 ) -> tuple[list[float], list[str], float, int]:
     """Closed loop: every client posts, waits for the answer, posts again.
+
+    `meter` is restarted and stopped with the measured window, so CPU per message divides
+    the window's CPU by the window's messages (not the warm-up's too).
 
     Each client has its own connection (its own aiohttp session), as separate devices would.
     """
@@ -344,9 +350,20 @@ async def _load(
             return response.status
 
     try:
-        # One request per client first: connections open before the clock starts.
+        # One request per client first: connections open before the clock starts, 10 ms
+        # apart as real clients would (opened at once, `serve --workers N` would see one
+        # process accept them all: asyncio accepts every pending connection per wake-up).
+        async def first_post(
+            index: int, http: aiohttp.ClientSession, c: str, h: dict[str, str]
+        ) -> int:
+            await asyncio.sleep(index * 0.01)
+            return await post(http, c, h)
+
         await asyncio.gather(
-            *(post(http, c, h) for http, (c, h) in zip(clients, conversations, strict=True))
+            *(
+                first_post(i, http, c, h)
+                for i, (http, (c, h)) in enumerate(zip(clients, conversations, strict=True))
+            )
         )
         measure_from = time.perf_counter() + sizes.load_warmup_seconds
         end = measure_from + sizes.load_seconds
@@ -375,7 +392,11 @@ async def _load(
             await asyncio.sleep(measure_from - time.perf_counter())
             counted_from = await bench.emulators.total()
             service.profile_start()
+            if meter is not None:
+                meter.start()
             await asyncio.sleep(end - time.perf_counter())
+            if meter is not None:
+                meter.stop()
             service.profile_stop()
 
         marks = asyncio.create_task(window_marks())

@@ -82,7 +82,7 @@ class Infrastructure:
 
 
 def start_infrastructure() -> Infrastructure:
-    from backend.app.cli import run_migrations
+    from backend.app.schema_migrations import run_migrations
     from backend.devtools import infra as test_infra
 
     database_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
@@ -571,6 +571,7 @@ class CpuMeter:
         self._before: dict[str, float] = {}
         self._postgres_before: dict[int, float] = {}
         self._wall = 0.0
+        self._stopped = False
         self.seconds: dict[str, float] = {}
 
     def _cpu(self, process: Any) -> float:
@@ -588,13 +589,17 @@ class CpuMeter:
                 found[process.pid] = self._cpu(process)
         return found
 
-    def __enter__(self) -> CpuMeter:
+    def start(self) -> None:
+        """(Re)start the window: `_load` restarts it when its measured window begins."""
         self._before = {name: self._cpu(p) for name, p in self.processes.items()}
         self._postgres_before = self._postgres()
         self._wall = time.monotonic()
-        return self
+        self._stopped = False
 
-    def __exit__(self, *exc_info: object) -> None:
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self.seconds = {
             name: round(self._cpu(p) - self._before[name], 3) for name, p in self.processes.items()
         }
@@ -603,6 +608,13 @@ class CpuMeter:
             sum(cpu - self._postgres_before.get(pid, 0.0) for pid, cpu in after.items()), 3
         )
         self.seconds["wall"] = round(time.monotonic() - self._wall, 3)
+
+    def __enter__(self) -> CpuMeter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def summary(self) -> str:
         return ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())

@@ -15,91 +15,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from backend.app.command_setup import (
+    require_jwt_secret,
+    settings_with_infrastructure,
+    setup_logging,
+    silence_secrets_in_logs,
+)
 from backend.app.config import Settings
+from backend.app.schema_migrations import run_migrations
 
 if TYPE_CHECKING:
-    from alembic.config import Config
     from fastapi import FastAPI
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Messenger backend")
 log = logging.getLogger("messenger")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _settings_with_infrastructure(
-    *, migrate_embedded: bool, redis: bool = True, jwt: bool = False
-) -> Settings:
-    """Use DATABASE_URL / REDIS_URL when set; otherwise start embedded servers under DATA_DIR
-    (Redis only for the commands that use it)."""
-    from backend.app import embedded
-
-    settings = Settings()
-    if jwt:
-        _require_jwt_secret(settings)
-    if not (settings.database_url and (settings.redis_url or not redis)):
-        embedded.require_embedded_extra()
-    started_postgres = False
-    if not settings.database_url:
-        settings.database_url = embedded.start_postgres(settings.data_dir)
-        started_postgres = True
-    if redis and not settings.redis_url:
-        # The embedded redis-server is a single node: a cluster must be named by REDIS_URL.
-        settings.redis_cluster = False
-        settings.redis_url = embedded.start_redis(settings.data_dir)
-    if started_postgres and migrate_embedded:
-        run_migrations(settings.database_url)
-    return settings
-
-
-def _require_jwt_secret(settings: Settings) -> None:
-    """The start-up rule: a weak or missing JWT_SECRET ends the command with a message."""
-    from backend.app.jwt_secret import WeakJwtSecret, resolve_jwt_secret
-
-    try:
-        resolve_jwt_secret(settings)
-    except WeakJwtSecret as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def _silence_secrets_in_logs() -> None:
-    from backend.app.edge.logs import install_log_redaction
-
-    install_log_redaction()
-
-
-def migrations_directory() -> Path:
-    """The Alembic scripts: the top-level `alembic/` folder, reached through the package's
-    `backend/migrations` link in a checkout and shipped as package data in a wheel."""
-    import backend
-
-    return Path(backend.__file__).resolve().parent / "migrations"
-
-
-def alembic_config(database_url: str) -> Config:
-    """Alembic's configuration without alembic.ini (an installed package has none)."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(migrations_directory()))
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    config.attributes["configure_logging"] = False
-    return config
-
-
-def run_migrations(database_url: str, revision: str = "head") -> None:
-    from alembic import command
-
-    command.upgrade(alembic_config(database_url), revision)
 
 
 @cli.command()
@@ -123,14 +53,14 @@ def serve(
 
     from backend.app.main import create_app
 
-    _setup_logging()
-    _silence_secrets_in_logs()
+    setup_logging()
+    silence_secrets_in_logs()
     if workers == 1:
         # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; exiting through
         # SystemExit (not the default handler) lets atexit stop the embedded servers.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: sys.exit(0))
-    settings = _settings_with_infrastructure(migrate_embedded=True, jwt=True)
+    settings = settings_with_infrastructure(migrate_embedded=True, jwt=True)
     if workers > 1:
         # uvicorn's supervisor spawns fresh interpreters that build the app from an import
         # string: they find the (possibly embedded) servers and the mode in the environment.
@@ -158,8 +88,8 @@ def worker_process_app() -> FastAPI:
     """The app of one `serve --workers N` process (uvicorn calls this factory in each)."""
     from backend.app.main import create_app
 
-    _setup_logging()
-    _silence_secrets_in_logs()
+    setup_logging()
+    silence_secrets_in_logs()
     background = os.environ.get(SERVE_BACKGROUND_ENV, "1") == "1"
     return create_app(Settings(), background=background, freeze_gc=True)
 
@@ -169,8 +99,8 @@ def worker() -> None:
     """Run push delivery and pruning only (no HTTP), to scale background work apart from the API."""
     from backend.app.main import open_runtime
 
-    _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True, jwt=True)
+    setup_logging()
+    settings = settings_with_infrastructure(migrate_embedded=True, jwt=True)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -188,8 +118,8 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Apply every database migration (alembic upgrade head)."""
-    _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=False, redis=False)
+    setup_logging()
+    settings = settings_with_infrastructure(migrate_embedded=False, redis=False)
     run_migrations(settings.database_url)
     log.info("database is at the latest revision")
 
@@ -205,8 +135,8 @@ def prune(
     from backend.app.db import create_engine, create_sessionmaker
     from backend.app.messenger.pruning import prune_pass, record_completion
 
-    _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
+    setup_logging()
+    settings = settings_with_infrastructure(migrate_embedded=True, redis=False)
 
     async def main() -> int:
         engine = create_engine(settings.database_url, pool_size=2)
@@ -251,15 +181,15 @@ def token(
     from backend.app.auth import mint_token
 
     settings = Settings()
-    _require_jwt_secret(settings)
+    require_jwt_secret(settings)
     typer.echo(mint_token(settings, user_id=user, name=name, admin=admin, ttl_seconds=ttl))
 
 
 @cli.command()
 def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
     """Send that user's digest now if anything is unread; prints `sent` or `nothing`."""
-    _setup_logging()
-    settings = _settings_with_infrastructure(migrate_embedded=True, redis=False)
+    setup_logging()
+    settings = settings_with_infrastructure(migrate_embedded=True, redis=False)
     typer.echo("sent" if send_digest_command(settings, user) else "nothing")
 
 

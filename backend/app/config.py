@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     ws_max_connections_per_user: int = Field(default=10, ge=1)
     # Every Redis call gives up after this long (connect, read, waiting for a pooled connection).
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # PostgreSQL connections of the request path, per process; requests beyond wait for one.
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
 
     # Browsers on these origins may call the API (comma-separated, e.g. https://app.example.com).
     cors_allow_origins: str = ""

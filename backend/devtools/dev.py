@@ -109,8 +109,8 @@ def start(host: str, port: int) -> None:
     import uvicorn
 
     from backend.app.auth import mint_token
-    from backend.app.cli import run_migrations
     from backend.app.main import create_app
+    from backend.app.schema_migrations import run_migrations
     from backend.devtools.emulators.smtp import service_settings
     from backend.devtools.providers import provider_settings
 

@@ -29,11 +29,11 @@ def dev(
     """Start everything (no subcommand), or inspect a running dev mode."""
     if ctx.invoked_subcommand is not None:
         return
-    from backend.app.cli import _setup_logging, _silence_secrets_in_logs
+    from backend.app.command_setup import setup_logging, silence_secrets_in_logs
     from backend.devtools.dev import start
 
-    _setup_logging()
-    _silence_secrets_in_logs()
+    setup_logging()
+    silence_secrets_in_logs()
     start(host, port)
 
 
@@ -108,10 +108,11 @@ def fault(
 def digest(user: Annotated[str, typer.Option(help="User id whose digest to send now")]) -> None:
     """`messenger digest --user` against the running dev mode: the email goes to its sink
     (`messenger dev inbox`). Prints `sent` or `nothing`."""
-    from backend.app.cli import _setup_logging, send_digest_command
+    from backend.app.cli import send_digest_command
+    from backend.app.command_setup import setup_logging
     from backend.devtools.dev import dev_settings
 
-    _setup_logging()
+    setup_logging()
     settings = dev_settings(dev_directory())
     typer.echo("sent" if send_digest_command(settings, user) else "nothing")
 

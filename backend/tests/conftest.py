@@ -17,8 +17,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from backend.app.cli import run_migrations
 from backend.app.config import Settings
+from backend.app.schema_migrations import run_migrations
 from backend.app.vapid import b64url, generate_vapid_keys
 from backend.devtools import infra as test_infra
 from backend.devtools.emulators import ApnsEmulator, FcmEmulator, WebPushEmulator

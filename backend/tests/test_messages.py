@@ -300,3 +300,19 @@ async def test_non_participant_gets_404_for_history(client: httpx.AsyncClient) -
     response = await client.get(history_url(conversation["id"]), headers=bearer("mallory"))
 
     assert response.status_code == 404
+
+
+async def test_push_job_of_an_untitled_conversation_is_titled_with_the_sender_alone(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    conversation = await create_conversation(client, "alice", "bob")
+
+    await send_message(client, "alice", conversation["id"], "hi", name="Alice A.")
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        job = await connection.fetchrow("SELECT title, body, data FROM push_jobs")
+    finally:
+        await connection.close()
+    assert job["title"] == "Alice A."
+    assert job["body"] == "hi"

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from alembic import command
-from backend.app.cli import PROJECT_ROOT, alembic_config, run_migrations
+from backend.app.cli import PROJECT_ROOT
 from backend.app.config import Settings
 from backend.app.embedded import redis_server_binary
+from backend.app.schema_migrations import alembic_config, run_migrations
 from backend.app.vapid import b64url
 from backend.devtools import infra as test_infra
 from backend.tests.conftest import API, LiveServer, ServerFactory

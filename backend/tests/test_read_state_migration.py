@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from alembic.script import ScriptDirectory
 
-from backend.app.cli import run_migrations
+from backend.app.schema_migrations import run_migrations
 from backend.devtools import infra as test_infra
 from backend.tests.test_operations import alembic_config
 

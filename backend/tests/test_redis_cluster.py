@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from backend.app.messenger import presence as presence_store
+from backend.app.messenger.presence.cluster_reads import active_by_slot
 from backend.app.messenger.realtime.broadcast import broadcast_channel
 from backend.app.redis_client import create_redis
 from backend.tests import cluster_infra
@@ -134,7 +135,7 @@ async def test_per_slot_fallback_reloads_a_lost_script(cluster_client: RedisClus
     )
     await cluster_client.script_flush()
 
-    found = await presence_store._active_by_slot(cluster_client, users, repr(time.time()))
+    found = await active_by_slot(cluster_client, users, repr(time.time()))
 
     assert found == set(connected)
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from backend.app.messenger.conversations.read_state import ReadMove
-from backend.app.messenger.conversations.service import ConversationNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,22 +23,26 @@ class SeqClaim:
     title: str | None
     participant_ids: list[str]
     sender_move: ReadMove  # sending moves the sender's position to the new message
-    previous_message_id: uuid.UUID | None  # the sender's position before, to undo a claim
 
 
-# One round trip for the hot send path: bump the conversation's seq under its row lock
-# (sends of one conversation serialise here, which is what makes seqs gap-free), move the
-# sender's position to the new message, and read what the send needs. The sender's row is
-# locked first (`previous`) so its old position is exact under concurrent reads.
-_CLAIM = text(
+def claim_ctes(*, unless: str) -> str:
+    """The claim, as the leading CTEs of the send's one statement (messages/send_statement.py).
+
+    Bump the conversation's seq under its row lock (sends of one conversation serialise
+    here, which is what makes seqs gap-free) and move the sender's position to the new
+    message; nothing is claimed when the SQL condition `unless` holds. The sender's row is
+    locked first (`previous`) so its old position is exact under concurrent reads. The
+    statement then SELECTs `CLAIM_COLUMNS` FROM previous LEFT JOIN bumped: no row when the
+    sender does not take part, `last_seq` NULL when nothing was claimed.
     """
-    WITH previous AS (
-        SELECT last_read_seq, last_read_message_id FROM conversation_participants
+    return f"""
+    previous AS (
+        SELECT last_read_seq FROM conversation_participants
         WHERE conversation_id = :conversation_id AND user_id = :sender_id
         FOR UPDATE
     ), bumped AS (
         UPDATE conversations SET last_seq = last_seq + 1
-        WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM previous)
+        WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM previous) AND NOT ({unless})
         RETURNING title, last_seq
     ), moved AS (
         UPDATE conversation_participants SET
@@ -49,46 +50,24 @@ _CLAIM = text(
             last_read_message_id = :message_id
         WHERE conversation_id = :conversation_id AND user_id = :sender_id
             AND EXISTS (SELECT 1 FROM bumped)
-    )
-    SELECT bumped.title, bumped.last_seq,
-        previous.last_read_seq AS previous_seq,
-        previous.last_read_message_id AS previous_message_id,
-        ARRAY(
-            SELECT user_id FROM conversation_participants
-            WHERE conversation_id = :conversation_id ORDER BY user_id
-        ) AS participant_ids
-    FROM bumped, previous
-    """
-)
-_RELEASE = text(
-    """
-    WITH restored AS (
-        UPDATE conversation_participants SET
-            last_read_seq = :previous_seq, last_read_message_id = :previous_message_id
-        WHERE conversation_id = :conversation_id AND user_id = :sender_id
-    )
-    UPDATE conversations SET last_seq = last_seq - 1
-    WHERE id = :conversation_id AND last_seq = :seq
-    """
-)
+    )"""
 
 
-async def claim_message_seq(
-    session: AsyncSession, *, conversation_id: uuid.UUID, sender_id: str, message_id: uuid.UUID
-) -> SeqClaim:
-    """Take the next seq for a message about to be inserted with `message_id`.
+CLAIM_COLUMNS = """
+    bumped.title, bumped.last_seq,
+    previous.last_read_seq AS previous_seq,
+    ARRAY(
+        SELECT user_id FROM conversation_participants
+        WHERE conversation_id = :conversation_id ORDER BY user_id
+    ) AS participant_ids"""
 
-    Holds the conversation's row lock until the caller's transaction ends. Raises
-    `ConversationNotFound` when the sender does not take part (nothing is locked then).
-    """
-    row = (
-        await session.execute(
-            _CLAIM,
-            {"conversation_id": conversation_id, "sender_id": sender_id, "message_id": message_id},
-        )
-    ).one_or_none()
-    if row is None:
-        raise ConversationNotFound(conversation_id)
+
+def claim_of(
+    row: Any, *, conversation_id: uuid.UUID, sender_id: str, message_id: uuid.UUID
+) -> SeqClaim | None:
+    """The claim a row of `CLAIM_COLUMNS` describes; None when nothing was claimed."""
+    if row.last_seq is None:
+        return None
     move = ReadMove(
         user_id=sender_id,
         conversation_id=conversation_id,
@@ -103,22 +82,4 @@ async def claim_message_seq(
         title=row.title,
         participant_ids=list(row.participant_ids),
         sender_move=move,
-        previous_message_id=row.previous_message_id,
-    )
-
-
-async def release_message_seq(session: AsyncSession, *, claim: SeqClaim) -> None:
-    """Undo a claim whose message was not inserted (a repeated client_msg_id).
-
-    Exact because the claim's row locks are still held: nobody else claimed since.
-    """
-    await session.execute(
-        _RELEASE,
-        {
-            "conversation_id": claim.conversation_id,
-            "sender_id": claim.sender_id,
-            "seq": claim.seq,
-            "previous_seq": claim.sender_move.previous_seq,
-            "previous_message_id": claim.previous_message_id,
-        },
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from backend.app.auth import CurrentUserDep
 from backend.app.db import SessionDep
 from backend.app.errors import unprocessable
-from backend.app.messenger.conversations import service
+from backend.app.messenger.conversations import notification_settings, participants, service
 from backend.app.messenger.conversations.cursor import InvalidCursor, decode_cursor, encode_cursor
 from backend.app.messenger.conversations.schemas import (
     AddParticipantsRequest,
@@ -131,7 +131,7 @@ async def add_participants(
     """
     await _count_change(rt, user.id)
     try:
-        view = await service.add_participants(
+        view = await participants.add_participants(
             session,
             conversation_id=conversation_id,
             user_id=user.id,
@@ -153,7 +153,7 @@ async def leave_conversation(
 ) -> LeaveResponse:
     """The caller leaves: the conversation becomes 404 for them and leaves their list, and
     they get no more events or pushes from it. Another participant may add them again."""
-    await service.leave_conversation(session, conversation_id=conversation_id, user_id=user.id)
+    await participants.leave_conversation(session, conversation_id=conversation_id, user_id=user.id)
     return LeaveResponse(left=True)
 
 
@@ -167,7 +167,7 @@ async def get_notification_settings(
 ) -> NotificationSettings:
     """The caller's settings for this conversation. `muted` is the mute in effect now:
     a `muted_until` in the past reads as `muted: false`."""
-    view = await service.get_notification_settings(
+    view = await notification_settings.get_notification_settings(
         session, conversation_id=conversation_id, user_id=user.id
     )
     return NotificationSettings(
@@ -194,7 +194,7 @@ async def update_notification_settings(
     A `muted_until` without an offset is read as UTC. Answers with the settings now in
     effect.
     """
-    view = await service.update_notification_settings(
+    view = await notification_settings.update_notification_settings(
         session, conversation_id=conversation_id, user_id=user.id, changes=body.changes()
     )
     return NotificationSettings(

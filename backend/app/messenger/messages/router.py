@@ -13,7 +13,7 @@ from fastapi import (
 )
 
 from backend.app.auth import CurrentUserDep
-from backend.app.db import SessionDep
+from backend.app.db import AutocommitSessionDep, SessionDep
 from backend.app.errors import unprocessable
 from backend.app.messenger.messages import service
 from backend.app.messenger.messages.events import announce_message
@@ -43,7 +43,7 @@ async def send_message(
     response: Response,
     background: BackgroundTasks,
     user: CurrentUserDep,
-    session: SessionDep,
+    session: AutocommitSessionDep,
 ) -> MessageOut:
     """Store a message; participants' open WebSocket connections get `message.new`
     (the caller's included) and offline participants a push.
@@ -73,7 +73,7 @@ async def send_message(
     if not sent.created:
         response.status_code = status.HTTP_200_OK
     else:
-        # Background tasks run after the response, hence after the session dependency committed.
+        # Background tasks run after the response, hence after the message committed.
         background.add_task(announce_message, rt, sent)
     return MessageOut.of(sent.message)
 

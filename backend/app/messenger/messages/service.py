@@ -10,19 +10,14 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.auth import CurrentUser
-from backend.app.messenger.conversations.message_seq import (
-    claim_message_seq,
-    release_message_seq,
-)
 from backend.app.messenger.conversations.read_state import ReadMove
 from backend.app.messenger.conversations.service import ConversationNotFound, ensure_participant
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH
-from backend.app.messenger.push.outbox import enqueue_message_push
+from backend.app.messenger.messages.send_statement import DuplicateClientMsgId, store_message
 from backend.app.messenger.push.service import clear_after_read
 
 __all__ = [
@@ -68,15 +63,6 @@ def _validate(content: str, client_msg_id: str | None) -> None:
         raise InvalidMessage("content and client_msg_id must not contain NUL characters")
 
 
-# Built once: constructing these expressions on every send cost more CPU than running them.
-_INSERT_MESSAGE = insert(Message).returning(Message)
-_INSERT_MESSAGE_ONCE = (
-    insert(Message)
-    .on_conflict_do_nothing(constraint="uq_messages_sender_client_msg_id")
-    .returning(Message)
-)
-
-
 async def send_message(
     session: AsyncSession,
     *,
@@ -86,35 +72,28 @@ async def send_message(
     client_msg_id: str | None,
     include_content: bool,
 ) -> SentMessage:
-    """Store a message and its push job in the caller's transaction.
+    """Store a message and its push job: one statement, committed as it runs (`session` is
+    an autocommit session, see send_statement.py).
 
-    The message takes the conversation's next `seq` (which locks the conversation row
-    until commit: sends of one conversation serialise) and moves the sender's read position
-    to it. Idempotent per (sender, client_msg_id), race-free: INSERT ... ON CONFLICT DO
-    NOTHING waits for a concurrent insert of the same key and then yields to it; the claim
-    is undone, the original is read back and nothing else happens (no push job, no
-    announcement).
+    The message takes the conversation's next `seq` (sends of one conversation serialise on
+    its row lock) and moves the sender's read position to it. Idempotent per (sender,
+    client_msg_id), race-free: a repeat stores nothing and answers with the original (no
+    push job, no announcement).
     """
     _validate(content, client_msg_id)
     message_id = uuid.uuid4()
-    claim = await claim_message_seq(
-        session, conversation_id=conversation_id, sender_id=sender.id, message_id=message_id
-    )
-    participant_ids = claim.participant_ids
-
-    statement = _INSERT_MESSAGE if client_msg_id is None else _INSERT_MESSAGE_ONCE
-    row = {
-        "id": message_id,
-        "conversation_id": conversation_id,
-        "sender_id": sender.id,
-        "content": content,
-        "client_msg_id": client_msg_id,
-        "seq": claim.seq,
-    }
-    message = (await session.scalars(statement, [row])).one_or_none()
-
-    if message is None:  # the client_msg_id was used before: answer with the original
-        await release_message_seq(session, claim=claim)
+    try:
+        stored = await store_message(
+            session,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            sender_id=sender.id,
+            sender_name=sender.display_name,
+            content=content,
+            client_msg_id=client_msg_id,
+            include_content=include_content,
+        )
+    except DuplicateClientMsgId:
         original = (
             await session.scalars(
                 select(Message).where(
@@ -123,26 +102,33 @@ async def send_message(
             )
         ).one()
         if original.conversation_id != conversation_id:
-            raise ClientMsgIdConflict(client_msg_id)
-        return SentMessage(
-            message=original, created=False, push_job_id=None, participant_ids=participant_ids
-        )
+            raise ClientMsgIdConflict(client_msg_id) from None
+        return SentMessage(message=original, created=False, push_job_id=None, participant_ids=[])
 
-    job_id = await enqueue_message_push(
-        session,
-        message=message,
-        sender_name=sender.display_name,
-        conversation_title=claim.title,
-        include_content=include_content,
+    claim = stored.claim
+    message = Message(
+        id=message_id,
+        conversation_id=conversation_id,
+        sender_id=sender.id,
+        content=content,
+        client_msg_id=client_msg_id,
+        seq=claim.seq,
+        created_at=stored.created_at,
     )
+    move = claim.sender_move
+    # Sending reads what came before: the sender's other devices clear pushes of those
+    # messages (in statements of their own, after the message committed: a clear lost to a
+    # crash in between leaves a stale notification, never a lost message). A sender who had
+    # read everything before passed only their own message, which was never pushed to them:
+    # nothing to clear (the common case; saves a query).
+    passed_others = move.previous_seq < move.last_read_seq - 1
     return SentMessage(
         message=message,
         created=True,
-        push_job_id=job_id,
-        participant_ids=participant_ids,
-        sender_read_move=claim.sender_move,
-        # Sending reads what came before: the sender's other devices clear those pushes.
-        clear_job_id=await clear_after_read(session, move=claim.sender_move),
+        push_job_id=stored.push_job_id,
+        participant_ids=claim.participant_ids,
+        sender_read_move=move,
+        clear_job_id=await clear_after_read(session, move=move) if passed_others else None,
     )
 
 

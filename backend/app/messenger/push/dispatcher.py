@@ -22,6 +22,7 @@ from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
+from backend.app.messenger.push.wake import WakeSignal
 from backend.app.metrics import count_push
 from backend.app.redis_client import RedisClient
 
@@ -65,6 +66,7 @@ class PushDispatcher:
         self._sweeper: asyncio.Task[None] | None = None
         self._runs_workers = False
         self._last_stale_check = 0.0
+        self._wake_workers = WakeSignal(redis, on_wake=self._wake.set)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -82,8 +84,10 @@ class PushDispatcher:
         self._runs_workers = run_workers
         if run_workers:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="push-sweep")
+            self._wake_workers.listen()
 
     async def stop(self) -> None:
+        await self._wake_workers.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         pending = [t for t in (self._sweeper, *self._tasks) if t is not None]
@@ -107,10 +111,11 @@ class PushDispatcher:
     def kick(self, job_id: int) -> None:
         """Process a just-committed job now, in the background (never awaited by the sender).
 
-        An API-only process (`messenger serve --no-background`) leaves it to the workers'
-        sweep, so API nodes never spend their CPU on fan-out.
+        An API-only process (`messenger serve --no-background`) leaves it to the workers,
+        so API nodes never spend their CPU on fan-out, and wakes them (see wake.py).
         """
         if not self._runs_workers:
+            self._wake_workers.request()
             return
         task = asyncio.create_task(self._process_job(job_id), name=f"push-job-{job_id}")
         self._tasks.add(task)
@@ -196,6 +201,8 @@ class PushDispatcher:
         """Takes up work nobody is doing: orphaned jobs, expired leases, due retries."""
         assert self.engine is not None
         while True:
+            # Cleared before the sweep, not after: a wake-up during the sweep starts another.
+            self._wake.clear()
             try:
                 await self._finish_stale()
                 while await self._fan_out_and_deliver(None):
@@ -205,6 +212,5 @@ class PushDispatcher:
                 raise
             except Exception:
                 log.exception("push sweep failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.push_sweep_interval_seconds)

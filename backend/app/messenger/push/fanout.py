@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.messenger.blocks.service import users_blocking
-from backend.app.messenger.conversations.service import recipient_settings
+from backend.app.messenger.conversations.notification_settings import recipient_settings
 from backend.app.messenger.presence import online_user_ids
 from backend.app.messenger.push.preference_rules import PreferenceRules
 from backend.app.messenger.push.repository import JobRow

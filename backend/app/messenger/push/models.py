@@ -79,6 +79,14 @@ class PushJob(Base):
             "notification_id",
             postgresql_where=text("notification_id IS NOT NULL"),
         ),
+        # Clear-on-read looks up a reader's clear jobs of a conversation on every read and
+        # reply; without it a large push backlog turned that into a scan of push_jobs.
+        Index(
+            "ix_push_jobs_clear_target",
+            "target_user_id",
+            "conversation_id",
+            postgresql_where=text("kind = 'clear'"),
+        ),
     )
 
 

@@ -6,48 +6,64 @@ the push is durable whatever happens to this process next.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.messenger.messages.models import Message
 from backend.app.messenger.push.models import PushJob
-from backend.app.messenger.push.payloads import Notification, message_notification
+from backend.app.messenger.push.payloads import (
+    TITLE_SEPARATOR,
+    Notification,
+    message_notification,
+)
 from backend.app.messenger.push.vocabulary import PushKind
 
+# A message's push job, as a CTE of the send's one statement (messages/send_statement.py):
+# inserted only when the message row was (`stored`), titled from the claimed conversation
+# (`bumped`) the way `message_notification` titles it, with `message_job_parameters`.
+MESSAGE_JOB_CTE = f"""
+    job AS (
+        INSERT INTO push_jobs (
+            kind, message_id, conversation_id, sender_id, title, body, data, priority, created_at
+        )
+        SELECT '{PushKind.MESSAGE.value}', :message_id, :conversation_id, :sender_id,
+            CASE WHEN coalesce(bumped.title, '') = '' THEN :push_sender
+                 ELSE :push_sender || :push_title_separator || bumped.title END,
+            :push_body, CAST(:push_data AS jsonb), :push_priority, stored.created_at
+        FROM stored, bumped
+        RETURNING id
+    )"""
 
-async def enqueue_message_push(
-    session: AsyncSession,
+
+def message_job_parameters(
     *,
-    message: Message,
     sender_name: str,
-    conversation_title: str | None,
+    content: str,
     include_content: bool,
-) -> int:
-    """Record that `message` must be pushed to its offline recipients; returns the job id.
-
-    The sender's display name is captured now (from their token) so background work
-    needs no profile lookup.
-    """
-    notification = message_notification(
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    sender_id: str,
+) -> dict[str, str]:
+    """Bound parameters of `MESSAGE_JOB_CTE`. The sender's display name is captured now
+    (from their token) so background work needs no profile lookup."""
+    untitled = message_notification(
         sender_name=sender_name,
-        conversation_title=conversation_title,
-        content=message.content,
+        conversation_title=None,
+        content=content,
         include_content=include_content,
-        conversation_id=str(message.conversation_id),
-        message_id=str(message.id),
-        sender_id=message.sender_id,
+        conversation_id=str(conversation_id),
+        message_id=str(message_id),
+        sender_id=sender_id,
     )
-    return await _insert_job(
-        session,
-        notification,
-        kind=PushKind.MESSAGE.value,
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        sender_id=message.sender_id,
-        created_at=message.created_at,
-    )
+    return {
+        "push_sender": untitled.title,
+        "push_title_separator": TITLE_SEPARATOR,
+        "push_body": untitled.body,
+        "push_data": json.dumps(untitled.data),
+        "push_priority": untitled.priority,
+    }
 
 
 async def enqueue_direct_push(

@@ -9,6 +9,8 @@ BODY_LIMIT = 200  # Unicode code points
 SENDER_NAME_LIMIT = 64
 ELLIPSIS = "…"
 CONTENT_HIDDEN_BODY = "New message"
+# "<sender> • <conversation title>" (the send statement builds the same in SQL, see outbox.py).
+TITLE_SEPARATOR = " • "
 # Each provider rejects payloads above 4 KiB (Web Push: plaintext ≤ 3993 bytes after encryption overhead).
 PROVIDER_PAYLOAD_LIMIT = 4000
 
@@ -45,7 +47,7 @@ def message_notification(
 ) -> Notification:
     name = cut(sender_name, SENDER_NAME_LIMIT)
     return Notification(
-        title=f"{name} • {conversation_title}" if conversation_title else name,
+        title=f"{name}{TITLE_SEPARATOR}{conversation_title}" if conversation_title else name,
         body=cut(content, BODY_LIMIT) if include_content else CONTENT_HIDDEN_BODY,
         data={
             "type": "message.new",

@@ -35,13 +35,14 @@ BROADCAST_CHANNEL = "messenger:ws:events"
 RESUBSCRIBE_PAUSE_SECONDS = 1.0
 
 
-def broadcast_channel(redis: RedisClient) -> str:
-    """The channel of this Redis database. Pub/sub ignores database numbers: deployments (or
-    test sessions) sharing one Redis server on different databases would otherwise receive
-    each other's events, i.e. one deployment's users would see another's frames."""
+def broadcast_channel(redis: RedisClient, name: str = BROADCAST_CHANNEL) -> str:
+    """The channel `name` of this Redis database. Pub/sub ignores database numbers:
+    deployments (or test sessions) sharing one Redis server on different databases would
+    otherwise receive each other's events, i.e. one deployment's users would see another's
+    frames."""
     pool = getattr(redis, "connection_pool", None)  # a Redis Cluster has only database 0
     db = getattr(pool, "connection_kwargs", {}).get("db", 0)
-    return f"{BROADCAST_CHANNEL}:{db}"
+    return f"{name}:{db}"
 
 
 async def publish_per_user(

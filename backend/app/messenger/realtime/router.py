@@ -15,7 +15,7 @@ from backend.app.errors import unprocessable
 from backend.app.messenger import presence
 from backend.app.messenger.blocks import service as blocks
 from backend.app.messenger.conversations import read_state
-from backend.app.messenger.conversations.service import users_sharing_a_conversation
+from backend.app.messenger.conversations.participants import users_sharing_a_conversation
 from backend.app.messenger.messages import service as messages
 from backend.app.messenger.messages.events import announce_message
 from backend.app.messenger.messages.schemas import message_json
@@ -98,7 +98,7 @@ async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None
     """Same service as `POST /conversations/{id}/messages`; announced after the commit."""
     client_msg_id = request.client_msg_id
     try:
-        async with rt.sessionmaker.begin() as session:
+        async with rt.autocommit_sessionmaker() as session:
             sent = await messages.send_message(
                 session,
                 conversation_id=request.conversation_id,
