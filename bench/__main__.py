@@ -21,6 +21,7 @@ from bench import (
     fanout,
     fanout_scaling,
     feature_cost,
+    large_fanout,
     memory,
     notifications,
     presence,
@@ -53,6 +54,7 @@ SCENARIOS = {
     "memory": memory.run,
     "digest": digest.run,
     "notifications": notifications.run,
+    "large_fanout": large_fanout.run,
     "pruning": pruning.run,
 }
 

@@ -34,6 +34,9 @@ class Sizes:
     memory_latency_ms: float
     digest_users: int
     broadcast_users: int
+    large_fanout_recipients: int
+    large_fanout_reference: int
+    large_fanout_reference_repeats: int
 
 
 FULL = Sizes(
@@ -56,6 +59,9 @@ FULL = Sizes(
     memory_latency_ms=0.0,
     digest_users=100_000,
     broadcast_users=100_000,
+    large_fanout_recipients=100_000,
+    large_fanout_reference=1000,
+    large_fanout_reference_repeats=3,
 )
 
 SMOKE = Sizes(
@@ -78,6 +84,9 @@ SMOKE = Sizes(
     memory_latency_ms=0.0,
     digest_users=500,
     broadcast_users=1000,
+    large_fanout_recipients=2000,
+    large_fanout_reference=1000,
+    large_fanout_reference_repeats=1,
 )
 
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     push_max_age_seconds: int = Field(default=3600, ge=1)
     push_apps_file: str = ""
     push_claim_batch_size: int = Field(default=500, ge=1)
+    # Recipients in a fan-out's first page (later pages double, up to 8x): the first pushes go
+    # out while later pages are written, and no statement grows with the audience.
+    push_fanout_batch_size: int = Field(default=1000, ge=1)
     device_registrations_per_minute: int = Field(default=30, ge=1)
     max_active_devices_per_user: int = Field(default=50, ge=1)
     notification_retention_days: int = Field(default=90, ge=1)

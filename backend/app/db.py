@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -95,6 +96,16 @@ def create_sessionmaker(
     if autocommit:
         engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def autocommit(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement is its own transaction, committed by PostgreSQL as the
+    statement ends: the locks of a one-statement write never wait for this process to send
+    COMMIT (a busy event loop kept such writes `idle in transaction` for a second)."""
+    async with maker() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

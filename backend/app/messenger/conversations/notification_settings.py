@@ -102,19 +102,36 @@ class RecipientSettings:
     push_enabled: bool
 
 
-_RECIPIENT_SETTINGS = select(
-    Participant.user_id, effectively_muted().label("muted"), Participant.push_enabled
-).where(
-    Participant.conversation_id == bindparam("conversation_id"),
-    Participant.user_id != bindparam("sender_id"),
+# One page of them, in user id order after `after` (keyset: the primary key's index).
+_RECIPIENT_SETTINGS = (
+    select(Participant.user_id, effectively_muted().label("muted"), Participant.push_enabled)
+    .where(
+        Participant.conversation_id == bindparam("conversation_id"),
+        Participant.user_id != bindparam("sender_id"),
+        Participant.user_id > bindparam("after"),
+    )
+    .order_by(Participant.user_id)
+    .limit(bindparam("limit"))
 )
 
 
 async def recipient_settings(
-    session: AsyncSession, *, conversation_id: uuid.UUID, sender_id: str
+    session: AsyncSession,
+    *,
+    conversation_id: uuid.UUID,
+    sender_id: str,
+    after: str = "",
+    limit: int | None = None,
 ) -> list[RecipientSettings]:
-    """Every participant but the sender with their notification settings: one query (push fan-out)."""
+    """The participants but the sender with their notification settings, in user id order: the
+    next `limit` after `after` (all without a limit), one query (a page of a push fan-out)."""
     rows = await session.execute(
-        _RECIPIENT_SETTINGS, {"conversation_id": conversation_id, "sender_id": sender_id}
+        _RECIPIENT_SETTINGS,
+        {
+            "conversation_id": conversation_id,
+            "sender_id": sender_id,
+            "after": after,
+            "limit": limit,
+        },
     )
     return [RecipientSettings(r.user_id, bool(r.muted), r.push_enabled) for r in rows]

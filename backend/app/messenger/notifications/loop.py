@@ -11,6 +11,7 @@ from datetime import UTC
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
+from backend.app.db import autocommit
 from backend.app.messenger import presence
 from backend.app.messenger.notifications import materialize
 from backend.app.messenger.notifications.inbox import entry_json
@@ -48,7 +49,14 @@ async def announce(redis: RedisClient, batch: materialize.Batch) -> None:
 async def run_batch(
     sessionmaker: async_sessionmaker[AsyncSession], redis: RedisClient, *, settings: Settings
 ) -> bool:
-    """One batch in its own transaction; True when there was work (so try again at once)."""
+    """One batch in its own transaction; True when there was work (so try again at once).
+
+    Whether anything is due is asked first, outside a transaction: the idle poll every sweep
+    then holds no lock until this process's event loop gets round to its COMMIT (a second
+    and more while the same process was busy sending a large fan-out)."""
+    async with autocommit(sessionmaker) as session:
+        if not await materialize.any_due(session):
+            return False
     async with sessionmaker.begin() as session:
         batch = await materialize.next_batch(
             session, batch_size=settings.notification_batch_size, settings=settings

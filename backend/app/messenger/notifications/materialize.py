@@ -71,11 +71,19 @@ def audience_after(notification: Notification, limit: int) -> Select[tuple[str]]
     return select(both.c.user_id).order_by(both.c.user_id).limit(limit)
 
 
+_DUE = (Notification.status.in_(UNFINISHED), Notification.send_at <= func.now())
+
+
+async def any_due(session: AsyncSession) -> bool:
+    """Is any notification due? A plain read, so an idle loop's poll locks nothing."""
+    return bool(await session.scalar(select(select(Notification.id).where(*_DUE).exists())))
+
+
 async def next_batch(session: AsyncSession, *, batch_size: int, settings: Settings) -> Batch | None:
     """Materialise one batch of the oldest due notification; None when nothing is due."""
     notification = await session.scalar(
         select(Notification)
-        .where(Notification.status.in_(UNFINISHED), Notification.send_at <= func.now())
+        .where(*_DUE)
         .order_by(func.coalesce(Notification.progressed_at, Notification.send_at))
         .limit(1)
         .with_for_update(skip_locked=True)

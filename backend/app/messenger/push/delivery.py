@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import LEASE_RECORD_MARGIN_SECONDS, Settings
+from backend.app.db import autocommit
 from backend.app.messenger.push import clear_on_read
 from backend.app.messenger.push import delivery_repository as repository
 from backend.app.messenger.push.breaker import CircuitBreaker
@@ -106,7 +107,7 @@ class DeliveryEngine:
         interactive: bool,
         maker: async_sessionmaker[AsyncSession],
     ) -> tuple[list[Attempted], int]:
-        async with maker.begin() as session:
+        async with autocommit(maker) as session:  # one statement: locks end with it
             rows = await repository.claim_deliveries(
                 session,
                 job_id=job_id,
@@ -217,14 +218,17 @@ class DeliveryEngine:
         pause = 0.05
         while True:
             try:
-                async with maker.begin() as session:
-                    await repository.record(session, attempts=records, claimed_at=claimed_at)
-                    if clears:  # a clear push waiting behind one of these may go now
+                if clears:  # a clear push waiting behind one of these may go now (same commit)
+                    async with maker.begin() as session:
+                        await repository.record(session, attempts=records, claimed_at=claimed_at)
                         await clear_on_read.release_waiting(
                             session,
                             job_ids=[r.job_id for r in clears],
                             device_ids=[r.device_id for r in clears],
                         )
+                else:
+                    async with autocommit(maker) as session:  # one statement
+                        await repository.record(session, attempts=records, claimed_at=claimed_at)
                 break
             except (DBAPIError, InterfaceError, OperationalError, OSError) as exc:
                 if time.monotonic() + pause >= lease_end:

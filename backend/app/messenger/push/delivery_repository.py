@@ -79,33 +79,44 @@ _CLAIM_DUE = text(_CLAIM.format(condition=_DUE))
 _CLAIM_DUE_OF_JOB = text(_CLAIM.format(condition=f"job_id = :job_id AND {_DUE}"))
 # Deliveries created already leased to this process (the synchronous /devices/test path).
 _CLAIM_OWNED = text(_CLAIM.format(condition="job_id = :job_id AND attempts = 0"))
-# Idempotent: a repeat after a lost commit acknowledgement finds the lease gone and does nothing.
+# Every outcome of a batch and what it says about the devices (used; dead, unless the device
+# was re-registered after we claimed its push: it keeps its new life), in one statement, so it
+# commits as it ends. Idempotent: a repeat after a lost commit acknowledgement finds the lease
+# gone and records nothing (marking a device used or dead twice changes nothing).
 _RECORD = text(
     """
-    UPDATE push_deliveries AS d SET
-        status = u.status,
-        attempts = d.attempts - CAST(u.released AS int),
-        next_attempt_at = CASE WHEN u.status = 'pending'
-                               THEN now() + make_interval(secs => u.delay) ELSE d.next_attempt_at END,
-        lease_until = NULL,
-        last_error = u.error,
-        finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
-    FROM unnest(CAST(:job_ids AS bigint[]), CAST(:device_ids AS bigint[]), CAST(:statuses AS text[]),
-                CAST(:delays AS float8[]), CAST(:errors AS text[]), CAST(:released AS bool[]),
-                CAST(:attempts AS int[]))
-         AS u(job_id, device_id, status, delay, error, released, attempts)
-    WHERE d.job_id = u.job_id AND d.device_id = u.device_id
-      AND d.status = 'pending' AND d.lease_until IS NOT NULL AND d.attempts = u.attempts
-    """
-)
-_MARK_USED = text(
-    "UPDATE device_tokens SET last_used_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
-)
-# A device re-registered after we claimed its push keeps its (new) life.
-_MARK_DEAD = text(
-    """
-    UPDATE device_tokens SET is_active = false, deactivated_at = now()
-    WHERE id = ANY(CAST(:ids AS bigint[])) AND is_active AND updated_at <= :claimed_at
+    WITH u AS (
+        SELECT * FROM unnest(CAST(:job_ids AS bigint[]), CAST(:device_ids AS bigint[]),
+                             CAST(:statuses AS text[]), CAST(:delays AS float8[]),
+                             CAST(:errors AS text[]), CAST(:released AS bool[]),
+                             CAST(:attempts AS int[]))
+             AS u(job_id, device_id, status, delay, error, released, attempts)
+    ), recorded AS (
+        UPDATE push_deliveries AS d SET
+            status = u.status,
+            attempts = d.attempts - CAST(u.released AS int),
+            next_attempt_at = CASE WHEN u.status = 'pending'
+                                   THEN now() + make_interval(secs => u.delay)
+                                   ELSE d.next_attempt_at END,
+            lease_until = NULL,
+            last_error = u.error,
+            finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
+        FROM u
+        WHERE d.job_id = u.job_id AND d.device_id = u.device_id
+          AND d.status = 'pending' AND d.lease_until IS NOT NULL AND d.attempts = u.attempts
+    ), devices AS (
+        SELECT device_id, bool_or(status = 'delivered') AS used,
+               bool_or(status = 'token_dead') AS dead
+        FROM u GROUP BY device_id
+    )
+    UPDATE device_tokens AS t SET
+        last_used_at = CASE WHEN devices.used THEN now() ELSE t.last_used_at END,
+        is_active = t.is_active AND NOT (devices.dead AND t.updated_at <= :claimed_at),
+        deactivated_at = CASE WHEN devices.dead AND t.is_active AND t.updated_at <= :claimed_at
+                              THEN now() ELSE t.deactivated_at END
+    FROM devices
+    WHERE t.id = devices.device_id
+      AND (devices.used OR (devices.dead AND t.is_active AND t.updated_at <= :claimed_at))
     """
 )
 # Pending work that can no longer go out: too old, or out of attempts (a crash after the last).
@@ -156,7 +167,7 @@ async def claim_deliveries(
 async def record(
     session: AsyncSession, *, attempts: Sequence[RecordedAttempt], claimed_at: datetime
 ) -> None:
-    """Every outcome of a batch in one UPDATE, plus one each for used and dead devices."""
+    """Every outcome of a batch, and the used and dead devices: one statement."""
     await session.execute(
         _RECORD,
         {
@@ -167,14 +178,9 @@ async def record(
             "errors": [a.error for a in attempts],
             "released": [a.released for a in attempts],
             "attempts": [a.claimed_attempts for a in attempts],
+            "claimed_at": claimed_at,
         },
     )
-    delivered = [a.device_id for a in attempts if a.status is DeliveryStatus.DELIVERED]
-    dead = [a.device_id for a in attempts if a.status is DeliveryStatus.TOKEN_DEAD]
-    if delivered:
-        await session.execute(_MARK_USED, {"ids": delivered})
-    if dead:
-        await session.execute(_MARK_DEAD, {"ids": dead, "claimed_at": claimed_at})
 
 
 async def finish_stale(

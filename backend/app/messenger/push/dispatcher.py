@@ -12,18 +12,18 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
-from backend.app.messenger.push import clear_on_read, delivery_repository, repository
+from backend.app.messenger.push import delivery_repository, repository
 from backend.app.messenger.push.apps import Transport, configured_apps
 from backend.app.messenger.push.delivery import DeliveryEngine, DeviceReport
 from backend.app.messenger.push.fanout import FanOutPolicy
+from backend.app.messenger.push.fanout_job import JobFanOut
 from backend.app.messenger.push.outbox import enqueue_direct_push
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.registry import ProviderRegistry
-from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
 from backend.app.messenger.push.wake import WakeSignal
-from backend.app.metrics import PUSH_JOBS_PARKED, count_push
+from backend.app.metrics import count_push
 from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,15 @@ class PushDispatcher:
         self.retry_policy = RetryPolicy.from_settings(settings)
         self.registry = ProviderRegistry({})
         self.engine: DeliveryEngine | None = None
+        self.job_fan_out = JobFanOut(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            policy=self.fan_out_policy,
+            retry_policy=self.retry_policy,
+            wake=self._wake_now,
+            wake_after=self._wake_after,
+        )
         self._job_slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -90,6 +99,9 @@ class PushDispatcher:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.registry.close()
+
+    def _wake_now(self) -> None:
+        self._wake.set()
 
     def _wake_after(self, seconds: float) -> None:
         asyncio.get_running_loop().call_later(seconds, self._wake.set)
@@ -139,70 +151,35 @@ class PushDispatcher:
     async def _process_job(self, job_id: int) -> None:
         async with self._job_slots:
             try:
-                if await self._fan_out(job_id):
-                    assert self.engine is not None
-                    await self.engine.deliver(job_id=job_id)
+                await self._fan_out_and_deliver(job_id)
             except Exception:
                 log.exception("push job %s failed; the sweep will take it up again", job_id)
 
-    async def _fan_out_clear(self, job: JobRow) -> None:
-        """A clear-on-read job goes to the reader's devices its messages reached (presence and
-        skip rules do not apply: it syncs the reader's other devices), with their badge."""
-        async with self.sessionmaker.begin() as session:
-            fanned_as = await clear_on_read.create_clear_deliveries(session, job_id=job.id)
-            await repository.mark_fanned_out(session, job_id=job.id)
-        if fanned_as != job.id:
-            self._wake.set()  # the deliveries (if any) belong to another job: the sweep sends
+    async def _fan_out_and_deliver(self, job_id: int | None) -> bool:
+        """Fan out one job (this one, or the oldest nobody holds) while sending the deliveries
+        of the pages already written. False if there was no job to take."""
+        assert self.engine is not None
+        written = asyncio.Event()
+        fanned: list[int] = []
 
-    async def _fan_out(self, job_id: int | None) -> bool:
-        """Fan out one job (this one, or the oldest nobody holds). False if there was none.
+        def page_written(job: int) -> None:
+            fanned[:] = [job]
+            written.set()
 
-        Three short steps, no row lock held across them: lease the job (committed), read the
-        recipients and then their presence, create the deliveries and mark the job done."""
-        lease = float(self.settings.push_lease_seconds)
-        async with self.sessionmaker.begin() as session:
-            job = await repository.claim_job(session, job_id=job_id, lease=lease)
-        if job is None:
-            return False
+        fan_out = asyncio.create_task(self.job_fan_out.run(job_id, page_written))
         try:
-            if job.fanout_attempts > self.settings.push_max_attempts:
-                raise _GiveUp(f"fan-out failed {job.fanout_attempts - 1} times")
-            if job.kind is PushKind.CLEAR:
-                await self._fan_out_clear(job)
-                return True
-            async with self.sessionmaker.begin() as session:
-                audience = await self.fan_out_policy.candidates(session, job)
-            audience = await self.fan_out_policy.drop_online(self.redis, audience)
-            async with self.sessionmaker.begin() as session:
-                badges = await self.fan_out_policy.badges(session, audience)
-                with_devices = await repository.create_deliveries(
-                    session,
-                    job_id=job.id,
-                    user_ids=audience.user_ids,
-                    lease=lease,
-                    owned=False,
-                    badges=badges,
-                )
-                await repository.mark_fanned_out(session, job_id=job.id)
-            self.fan_out_policy.delivery_plan(audience, with_devices)
-        except _GiveUp as exc:
-            await self._park(job.id, str(exc))
-        except Exception as exc:
-            log.exception("fan-out of push job %s failed (attempt %d)", job.id, job.fanout_attempts)
-            delay = self.retry_policy.delay(job.fanout_attempts, None)
-            with contextlib.suppress(Exception):
-                async with self.sessionmaker.begin() as session:
-                    await repository.retry_job_later(
-                        session, job_id=job.id, delay=delay, error=type(exc).__name__
-                    )
-            self._wake_after(delay)
-        return True
-
-    async def _park(self, job_id: int, reason: str) -> None:
-        log.error("push job %s parked as failed: %s", job_id, reason)
-        PUSH_JOBS_PARKED.inc()
-        async with self.sessionmaker.begin() as session:
-            await repository.park_job(session, job_id=job_id, error=reason)
+            while True:
+                waiting = asyncio.ensure_future(written.wait())
+                await asyncio.wait({fan_out, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                if written.is_set():
+                    written.clear()
+                    await self.engine.deliver(job_id=fanned[0])
+                elif fan_out.done():
+                    return fan_out.result()
+        except BaseException:
+            fan_out.cancel()  # its open page rolls back; the job's lease hands it on
+            raise
 
     # -- sweep ---------------------------------------------------------------------------------
 
@@ -228,7 +205,7 @@ class PushDispatcher:
             self._wake.clear()
             try:
                 await self._finish_stale()
-                while await self._fan_out(None):
+                while await self._fan_out_and_deliver(None):
                     pass
                 await self.engine.deliver()
             except asyncio.CancelledError:
@@ -237,7 +214,3 @@ class PushDispatcher:
                 log.exception("push sweep failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.push_sweep_interval_seconds)
-
-
-class _GiveUp(Exception):
-    """A job that keeps failing its fan-out: park it instead of blocking the sweep."""

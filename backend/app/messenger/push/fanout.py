@@ -1,7 +1,8 @@
 """Who gets a push, and why not: the recipient policy, per push kind.
 
-1. `candidates` (database only): who the job is for, minus those skipped by the database
-   rules in the contract's order: muted, push_disabled, then every registered
+1. `candidates` (database only): who the job is for, one page at a time in user id order (so
+   a fan-out's transactions and its first push never wait on the whole audience), minus those
+   skipped by the database rules in the contract's order: muted, push_disabled, then every registered
    `RecipientFilter` (the seam for blocked / push_disabled preferences / quiet_hours, each a
    set-based service function of its own package: one query for all candidates).
 2. `drop_online` (Redis only, no transaction open): one round trip for their presence.
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,6 +59,7 @@ class Audience:
     job: JobRow
     user_ids: list[str]
     skipped: Counter[SkipReason] = field(default_factory=Counter)
+    next_after: str | None = None  # where the next page starts; None: this was the last
 
     def skip(self, reason: SkipReason, user_ids: set[str]) -> None:
         if user_ids:
@@ -97,14 +100,23 @@ class FanOutPolicy:
         """Plug in another package's set-based rule (e.g. blocks, quiet hours)."""
         self.filters[reason] = recipient_filter
 
-    async def candidates(self, session: AsyncSession, job: JobRow) -> Audience:
+    async def candidates(
+        self, session: AsyncSession, job: JobRow, *, after: str = "", limit: int | None = None
+    ) -> Audience:
+        """The page of `limit` recipients (in user id order) after `after`; all without a limit."""
         if job.kind is PushKind.MESSAGE:
             if job.conversation_id is None or job.sender_id is None:
                 raise ValueError(f"message push job {job.id} names no conversation or sender")
             rows = await recipient_settings(
-                session, conversation_id=job.conversation_id, sender_id=job.sender_id
+                session,
+                conversation_id=job.conversation_id,
+                sender_id=job.sender_id,
+                after=after,
+                limit=limit,
             )
             audience = Audience(job, [r.user_id for r in rows])
+            if limit is not None and len(rows) == limit:
+                audience.next_after = rows[-1].user_id
             audience.skip(SkipReason.MUTED, {r.user_id for r in rows if r.muted})
             audience.skip(
                 SkipReason.PUSH_DISABLED,
@@ -112,7 +124,12 @@ class FanOutPolicy:
             )
         else:
             targets = job.recipient_ids or ([job.target_user_id] if job.target_user_id else [])
-            audience = Audience(job, list(dict.fromkeys(targets)))
+            ordered = sorted(set(targets))
+            start = bisect_right(ordered, after)
+            end = len(ordered) if limit is None else start + limit
+            audience = Audience(job, ordered[start:end])
+            if end < len(ordered):
+                audience.next_after = ordered[end - 1]
         for reason in SkipReason:  # enum order is the contract's order
             recipient_filter = self.filters.get(reason)
             if recipient_filter is not None and audience.user_ids:

@@ -51,8 +51,7 @@ _PARK_JOB = text(
 _MARK_FANNED_OUT = text(
     "UPDATE push_jobs SET fanned_out_at = now(), fanout_lease_until = NULL WHERE id = :id"
 )
-_CREATE_DELIVERIES = text(
-    """
+_DELIVERIES = """
     WITH targets AS (
         SELECT id, user_id FROM device_tokens
         WHERE user_id = ANY(CAST(:user_ids AS varchar[])) AND is_active
@@ -64,9 +63,22 @@ _CREATE_DELIVERIES = text(
         LEFT JOIN unnest(CAST(:badge_users AS varchar[]), CAST(:badges AS int[]))
              AS b(user_id, badge) ON b.user_id = targets.user_id
         ON CONFLICT DO NOTHING
-    )
+    ){job}
     SELECT DISTINCT user_id FROM targets
-    """
+"""
+_CREATE_DELIVERIES = text(_DELIVERIES.format(job=""))
+# A fan-out page: its deliveries and the job's progress (lease renewed, or done after the last
+# page) in one statement, committed as it ends.
+_CREATE_PAGE = text(
+    _DELIVERIES.format(
+        job=""", job AS (
+        UPDATE push_jobs SET
+            fanned_out_at = CASE WHEN :last THEN now() END,
+            fanout_lease_until = CASE WHEN :last THEN NULL
+                                      ELSE now() + make_interval(secs => :lease) END
+        WHERE id = :job_id AND fanned_out_at IS NULL
+    )"""
+    )
 )
 _CANCEL_FOR_DEVICES = text(
     """
@@ -121,19 +133,45 @@ async def create_deliveries(
     if given, through `unnest`); returns who had one."""
     if not user_ids:
         return set()
-    badges = badges or {}
     result = await session.execute(
-        _CREATE_DELIVERIES,
-        {
-            "job_id": job_id,
-            "user_ids": list(user_ids),
-            "lease": lease,
-            "owned": owned,
-            "badge_users": list(badges),
-            "badges": list(badges.values()),
-        },
+        _CREATE_DELIVERIES, _delivery_params(job_id, user_ids, lease, owned=owned, badges=badges)
     )
     return set(result.scalars())
+
+
+async def create_page(
+    session: AsyncSession,
+    *,
+    job_id: int,
+    user_ids: Sequence[str],
+    lease: float,
+    last: bool,
+    badges: Mapping[str, int] | None = None,
+) -> set[str]:
+    """A fan-out page: the deliveries of these users' active devices, and the job's lease
+    renewed (or the job marked fanned out when `last`), in one statement. Returns who had one."""
+    params = _delivery_params(job_id, user_ids, lease, owned=False, badges=badges)
+    result = await session.execute(_CREATE_PAGE, {**params, "last": last})
+    return set(result.scalars())
+
+
+def _delivery_params(
+    job_id: int,
+    user_ids: Sequence[str],
+    lease: float,
+    *,
+    owned: bool,
+    badges: Mapping[str, int] | None,
+) -> dict[str, object]:
+    badges = badges or {}
+    return {
+        "job_id": job_id,
+        "user_ids": list(user_ids),
+        "lease": lease,
+        "owned": owned,
+        "badge_users": list(badges),
+        "badges": list(badges.values()),
+    }
 
 
 async def cancel_pending_for_devices(
