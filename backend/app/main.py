@@ -76,7 +76,6 @@ async def open_runtime(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            autocommit_sessionmaker=create_sessionmaker(engine, autocommit=True),
             background_engine=background_engine,
             background_sessionmaker=background_sessionmaker,
             redis=redis,

@@ -23,8 +23,6 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    # The same pool, each statement committing by itself (`db.AutocommitSessionDep`).
-    autocommit_sessionmaker: async_sessionmaker[AsyncSession]
     # Background work has its own pool so request bursts cannot starve it (and vice versa).
     background_engine: AsyncEngine
     background_sessionmaker: async_sessionmaker[AsyncSession]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, WebSocket, status
 
 from backend.app import ratelimit
 from backend.app.auth import CurrentUserDep, WebSocketUserDep
-from backend.app.db import SessionDep
+from backend.app.db import SessionDep, autocommit
 from backend.app.errors import unprocessable
 from backend.app.messenger import presence
 from backend.app.messenger.blocks import service as blocks
@@ -98,7 +98,7 @@ async def _send(rt: Runtime, connection: Connection, request: SendFrame) -> None
     """Same service as `POST /conversations/{id}/messages`; announced after the commit."""
     client_msg_id = request.client_msg_id
     try:
-        async with rt.autocommit_sessionmaker() as session:
+        async with autocommit(rt.sessionmaker) as session:
             sent = await messages.send_message(
                 session,
                 conversation_id=request.conversation_id,
