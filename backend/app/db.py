@@ -7,6 +7,7 @@ the response is sent (FastAPI's function-scoped dependency).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,9 +99,14 @@ async def autocommit(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
     statement ends: no BEGIN/COMMIT round trips, and the locks of a one-statement write never
     wait for this process to send COMMIT (a busy event loop kept such writes `idle in
     transaction` for a second). Only for writes that are one statement each."""
-    async with maker() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    async with maker(bind=_autocommit_engine(maker.kw["bind"])) as session:
         yield session
+
+
+@functools.cache
+def _autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool with AUTOCOMMIT set at checkout (cheaper than per-session options)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
