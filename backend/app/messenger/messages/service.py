@@ -6,6 +6,8 @@ and only then announces the message (see `events.announce_message`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -19,6 +21,8 @@ from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH
 from backend.app.messenger.messages.send_statement import DuplicateClientMsgId, store_message
 from backend.app.messenger.push.service import clear_after_read
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ClientMsgIdConflict",
@@ -128,8 +132,20 @@ async def send_message(
         push_job_id=stored.push_job_id,
         participant_ids=claim.participant_ids,
         sender_read_move=move,
-        clear_job_id=await clear_after_read(session, move=move) if passed_others else None,
+        clear_job_id=await _clear_best_effort(session, move) if passed_others else None,
     )
+
+
+async def _clear_best_effort(session: AsyncSession, move: ReadMove) -> int | None:
+    """The message has committed: a failure here must not turn the send into an error that
+    a client without client_msg_id would answer by sending the message again."""
+    try:
+        return await clear_after_read(session, move=move)
+    except Exception as exc:  # the type only: driver errors can quote the values they refused
+        log.warning("clear-on-read after a send failed: %s", type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await session.rollback()
+        return None
 
 
 async def list_messages(
