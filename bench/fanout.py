@@ -247,7 +247,8 @@ async def run(bench: Bench) -> None:
                 await emulators.reset(latency)
                 if profile_as:
                     service.profile_start()
-                meter = CpuMeter(service=service.pid, emulators=emulators.process.pid).__enter__()
+                meter = CpuMeter(service=service.pid, emulators=emulators.process.pid)
+                meter.start()
                 response = await http.post(
                     f"/conversations/{conversation_id}/messages",
                     json={"content": CONTENT},
@@ -257,7 +258,7 @@ async def run(bench: Bench) -> None:
                 response.raise_for_status()
                 last = await emulators.wait_for_total(expected, within=timeout)
                 done = await wait_for_job_done(bench.db, response.json()["id"], timeout)
-                meter.__exit__(None, None, None)
+                meter.stop()
                 diagnose(f"pipeline @{latency:g} ms", meter)
                 if profile_as:
                     service.profile_stop()

@@ -101,7 +101,7 @@ async def run(bench: Bench) -> None:
                 conversation_id, expected = target
                 await bench.emulators.reset(latency)
                 meter = CpuMeter(service=service.pid, emulators=bench.emulators.process.pid)
-                meter.__enter__()
+                meter.start()
                 response = await http.post(
                     f"/conversations/{conversation_id}/messages",
                     json={"content": f"large fan-out to {expected:,} devices"},
@@ -122,7 +122,7 @@ async def run(bench: Bench) -> None:
                         f"fan-out to {expected:,} devices did not finish within {timeout:.0f} s "
                         f"({await bench.emulators.total()} accepted)"
                     )
-                meter.__exit__(None, None, None)
+                meter.stop()
                 await _check_exactly_once(bench, message_id, expected, problems)
                 if key is not None:
                     # Whether the service, the emulators or PostgreSQL took the cores.

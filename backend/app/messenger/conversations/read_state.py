@@ -2,8 +2,8 @@
 
 Model (see README "Read state"):
 - every message gets `seq` = 1, 2, ... within its conversation, claimed from
-  `conversations.last_seq` under that row's lock (`message_seq.claim_message_seq`, called
-  by the send);
+  `conversations.last_seq` under that row's lock (`message_seq.claim_ctes`, part of the
+  send's one statement);
 - every participant has `last_read_seq` (and the matching `last_read_message_id`); it only
   moves forward, and sending moves the sender's position to the sent message;
 - so a participant's unread count is `last_seq - last_read_seq`: own messages are never
