@@ -2,8 +2,8 @@
 
 - The fan-out's database step: the dispatcher's two transactions for one message job.
 - The send transaction: the app's `send_message` (one statement) moves the sender's read
-  position in its seq claim, and checks for clear-on-read pushes when the sender passed
-  others' messages; `send_without_read_state` is the same statement without the move.
+  position in its seq claim and, when the sender passed others' messages, queues their
+  clear-on-read push; `send_without_read_state` is the same statement without either.
 - `CpuClock`: CPU seconds of this process plus its one PostgreSQL backend, the capacity a
   step costs (a shared machine stretches wall time, not CPU time).
 """
@@ -22,10 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.auth import CurrentUser
 from backend.app.messenger.conversations.message_seq import claim_ctes
-from backend.app.messenger.messages.send_statement import _SEND, _USED_BEFORE
+from backend.app.messenger.messages.send_statement import (
+    _SEND,
+    STORED_COLUMNS,
+    STORED_CTE,
+    USED_BEFORE,
+)
 from backend.app.messenger.push import repository
 from backend.app.messenger.push.fanout import FanOutPolicy
-from backend.app.messenger.push.outbox import message_job_parameters
+from backend.app.messenger.push.outbox import MESSAGE_JOB_CTE, message_job_parameters
 
 LEASE = 30.0
 
@@ -99,16 +104,20 @@ async def fan_out_step(
     return cost
 
 
-# The app's one send statement (messages/send_statement.py) without the read-state work: the
-# claim's `previous` CTE no longer locks the sender's row for an exact old position, and the
-# `moved` CTE (the sender's read move) is gone. Derived from the app's own text, so the two
-# differ by exactly that.
+# The app's one send statement (messages/send_statement.py) without the read-state work,
+# built from the app's own pieces: the claim's `previous` CTE no longer locks the sender's
+# row for an exact old position, the `moved` CTE (the sender's read move) and the
+# clear-on-read CTEs are gone. The two differ by exactly that.
 _MOVED = "), moved AS ("
-CLAIM_CTES = claim_ctes(unless=_USED_BEFORE)
+CLAIM_CTES = claim_ctes(unless=USED_BEFORE)
 if CLAIM_CTES.count(_MOVED) != 1 or "FOR UPDATE" not in CLAIM_CTES or CLAIM_CTES not in _SEND.text:
     raise ImportError("the send statement changed shape: update bench/cost_steps.py")
+_CLAIM_WITHOUT_READ = CLAIM_CTES.split(_MOVED)[0].replace("FOR UPDATE", "") + ")"
 _SEND_WITHOUT_READ = text(
-    _SEND.text.replace(CLAIM_CTES, CLAIM_CTES.split(_MOVED)[0].replace("FOR UPDATE", "") + ")")
+    f"""
+    WITH {_CLAIM_WITHOUT_READ}, {STORED_CTE}, {MESSAGE_JOB_CTE}
+    SELECT {STORED_COLUMNS} FROM previous LEFT JOIN bumped ON true
+    """
 )
 
 

@@ -10,7 +10,6 @@ same deliveries. Measured in CPU (client + its PostgreSQL backend) and wall time
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -32,10 +31,9 @@ from bench.cost_steps import (
     send_steps,
     send_without_read_state,
 )
-from bench.report import Figure
+from bench.feature_cost_report import report
 from bench.stack import create_conversation, create_devices, log
 
-SCENARIO = "8 feature cost"
 HISTORY = 20  # earlier messages per conversation, so unread counts are real
 SENDS_PER_REPEAT = 100  # sends per variant and repeat (10 in smoke)
 # Fan-out steps per variant and repeat, the least CPU kept: on a shared machine a neighbour's
@@ -162,89 +160,3 @@ async def run(bench: Bench) -> None:
         await engine.dispose()
     whose = "client + its PostgreSQL backend" if clock.sees_backend else "client only"
     report(bench, fan_out, send, deliveries=2 * len(recipients), sends=sends, whose=whose)
-
-
-def ratios(numerator: list[Cost], denominator: list[Cost], kind: str) -> list[float]:
-    """Paired per repeat."""
-    return [
-        getattr(n, kind) / getattr(d, kind) for n, d in zip(numerator, denominator, strict=True)
-    ]
-
-
-def report(
-    bench: Bench,
-    fan_out: dict[str, list[Cost]],
-    send: dict[tuple[str, str], list[Cost]],
-    *,
-    deliveries: int,
-    sends: int,
-    whose: str,
-) -> None:
-    add = bench.results.add
-
-    def per_step(variant: str, costs: list[Cost], noun: str) -> None:
-        add(
-            Figure(
-                SCENARIO, variant, f"CPU per {noun} ({whose})", "ms", [c.cpu * 1e3 for c in costs]
-            )
-        )
-        add(Figure(SCENARIO, variant, f"wall time per {noun}", "ms", [c.wall * 1e3 for c in costs]))
-
-    def ratio(variant: str, name: str, values: list[float], target: bool) -> None:
-        met = statistics.median(values) <= 1.10 if target else None
-        add(Figure(SCENARIO, variant, name, "x", values, "≤ 1.10" if target else None, met))
-
-    variant = f"fan-out DB step, {deliveries} deliveries"
-    for name, costs in fan_out.items():
-        per_step(f"{variant}, {name}", costs, "step")
-    full = fan_out["all features"]
-    for name in ("no badges", "no blocks", "no preferences (push off, quiet hours)"):
-        feature = name.removeprefix("no ").split(" (")[0]
-        ratio(
-            variant, f"{feature}: CPU all ÷ without it", ratios(full, fan_out[name], "cpu"), False
-        )
-    ratio(variant, "CPU all features ÷ none (paired)", ratios(full, fan_out["none"], "cpu"), True)
-    ratio(
-        variant, "wall all features ÷ none (paired)", ratios(full, fan_out["none"], "wall"), False
-    )
-    added = statistics.median(c.wall for c in full) - statistics.median(
-        c.wall for c in fan_out["none"]
-    )
-    pipeline = next(
-        (
-            f
-            for f in bench.results.figures
-            if f.scenario == "1 fan-out"
-            and f.variant == "pipeline @50 ms"
-            and f.name.startswith("ack → last acceptance")
-        ),
-        None,
-    )
-    if pipeline is not None:  # scenario 1 ran: the same fan-out, end to end
-        add(
-            Figure(
-                SCENARIO,
-                variant,
-                "added wall time ÷ pipeline ack → last acceptance @50 ms (scenario 1)",
-                "x",
-                [added / pipeline.median],
-            )
-        )
-
-    send_variant = f"send transaction ({sends} in a row, half of them replies)"
-    labels = {"with": "app send (with read state)", "without": "without read state"}
-    for name, label in labels.items():
-        per_step(f"{send_variant}, {label}", send[(name, "mix")], "send")
-    app, bare = send[("with", "mix")], send[("without", "mix")]
-    ratio(send_variant, "CPU with ÷ without read state (paired)", ratios(app, bare, "cpu"), True)
-    ratio(send_variant, "wall with ÷ without read state (paired)", ratios(app, bare, "wall"), False)
-    for kind, what in (
-        ("plain", "after the sender's own message (read move)"),
-        ("reply", "after another's message (read move + clear-on-read check)"),
-    ):
-        ratio(
-            send_variant,
-            f"{kind} sends, {what}: CPU with ÷ without",
-            ratios(send[("with", kind)], send[("without", kind)], "cpu"),
-            False,
-        )

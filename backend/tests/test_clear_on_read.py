@@ -164,3 +164,40 @@ async def test_a_burst_of_reads_coalesces_and_the_last_clear_push_has_the_latest
     # At most one in flight: each answer comes a full latency after the previous one.
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(sent)]
     assert all(gap >= 0.25 for gap in gaps), gaps
+
+
+async def _bob_pushed_once(push_client: httpx.AsyncClient, providers: Providers) -> str:
+    """Bob's phone got Alice's message as a push; returns the conversation id."""
+    await register(
+        push_client, "bob", {"device_token": BOB_FCM, "platform": "android", "provider": "fcm"}
+    )
+    conversation = await create_conversation(push_client, "alice", "bob")
+    await send_message(push_client, "alice", conversation["id"], "Hi")
+    await asyncio.to_thread(providers.fcm.wait_for, 1)
+    await pushed_devices_recorded(push_client, "bob", 1)
+    return conversation["id"]
+
+
+async def test_a_reply_clears_the_pushes_it_passed_on_the_senders_devices(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    conversation_id = await _bob_pushed_once(push_client, providers)
+
+    reply = (await send_message(push_client, "bob", conversation_id, "Hello")).json()
+
+    pushes = await asyncio.to_thread(providers.fcm.wait_for, 2)
+    assert [p.key for p in clears(pushes)] == [BOB_FCM]
+    assert _data(clears(pushes)[0])["last_read_message_id"] == reply["id"]
+
+
+async def test_a_send_after_the_senders_own_message_sends_no_clear_push(
+    push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    conversation_id = await _bob_pushed_once(push_client, providers)
+    await send_message(push_client, "bob", conversation_id, "Hello")
+    await asyncio.to_thread(providers.fcm.wait_for, 2)  # the reply's clear push
+
+    await send_message(push_client, "bob", conversation_id, "Anyone?")
+
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert len(clears(providers.fcm.received)) == 1

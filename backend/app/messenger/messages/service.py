@@ -6,8 +6,6 @@ and only then announces the message (see `events.announce_message`).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import uuid
 from dataclasses import dataclass
 
@@ -20,9 +18,6 @@ from backend.app.messenger.conversations.service import ConversationNotFound, en
 from backend.app.messenger.messages.models import Message
 from backend.app.messenger.messages.schemas import CLIENT_MSG_ID_MAX_LENGTH, CONTENT_MAX_LENGTH
 from backend.app.messenger.messages.send_statement import DuplicateClientMsgId, store_message
-from backend.app.messenger.push.service import clear_after_read
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ClientMsgIdConflict",
@@ -80,7 +75,8 @@ async def send_message(
     an autocommit session, see send_statement.py).
 
     The message takes the conversation's next `seq` (sends of one conversation serialise on
-    its row lock) and moves the sender's read position to it. Idempotent per (sender,
+    its row lock) and moves the sender's read position to it (a reply also queues the
+    clear-on-read push for the sender's other devices). Idempotent per (sender,
     client_msg_id), race-free: a repeat stores nothing and answers with the original (no
     push job, no announcement).
     """
@@ -119,33 +115,14 @@ async def send_message(
         seq=claim.seq,
         created_at=stored.created_at,
     )
-    move = claim.sender_move
-    # Sending reads what came before: the sender's other devices clear pushes of those
-    # messages (in statements of their own, after the message committed: a clear lost to a
-    # crash in between leaves a stale notification, never a lost message). A sender who had
-    # read everything before passed only their own message, which was never pushed to them:
-    # nothing to clear (the common case; saves a query).
-    passed_others = move.previous_seq < move.last_read_seq - 1
     return SentMessage(
         message=message,
         created=True,
         push_job_id=stored.push_job_id,
         participant_ids=claim.participant_ids,
-        sender_read_move=move,
-        clear_job_id=await _clear_best_effort(session, move) if passed_others else None,
+        sender_read_move=claim.sender_move,
+        clear_job_id=stored.clear_job_id,
     )
-
-
-async def _clear_best_effort(session: AsyncSession, move: ReadMove) -> int | None:
-    """The message has committed: a failure here must not turn the send into an error that
-    a client without client_msg_id would answer by sending the message again."""
-    try:
-        return await clear_after_read(session, move=move)
-    except Exception as exc:  # the type only: driver errors can quote the values they refused
-        log.warning("clear-on-read after a send failed: %s", type(exc).__name__)
-        with contextlib.suppress(Exception):
-            await session.rollback()
-        return None
 
 
 async def list_messages(

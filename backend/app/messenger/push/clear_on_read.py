@@ -11,6 +11,7 @@ new one wait for its lease, so at most one is in flight per device and conversat
 from __future__ import annotations
 
 import json
+import uuid
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,62 +20,85 @@ from backend.app.messenger.conversations.read_state import ReadMove
 from backend.app.messenger.push.vocabulary import Priority, PushKind
 from backend.app.messenger.read_state.unread import unread_badges
 
-# Devices of :user_id that a message push of (from_seq, to_seq] in :conversation_id reached.
-# `m.conversation_id` lets it start from the passed messages (the conversation's seq index,
-# then each one's job and its delivery to each device by primary key). Without it the range
-# matched every conversation's messages at those positions: a scan of `messages` (or of the
-# reader's whole delivery history) on every read and reply, 4-10 ms at 30,000 messages.
-_REACHED = """
+
+def _reached(
+    *, user_id: str = ":user_id", from_seq: str = ":from_seq", to_seq: str = ":to_seq"
+) -> str:
+    """Devices of the user that a message push of (from_seq, to_seq] in :conversation_id
+    reached (arguments are SQL expressions).
+
+    `m.conversation_id` lets it start from the passed messages (the conversation's seq index,
+    then each one's job and its delivery to each device by primary key). Without it the range
+    matched every conversation's messages at those positions: a scan of `messages` (or of
+    the reader's whole delivery history) on every read and reply, 4-10 ms at 30,000 messages.
+    """
+    return f"""
     SELECT DISTINCT d.device_id
     FROM device_tokens t
     JOIN push_deliveries d ON d.device_id = t.id AND d.status = 'delivered'
     JOIN push_jobs mj ON mj.id = d.job_id AND mj.kind = 'message'
                      AND mj.conversation_id = CAST(:conversation_id AS uuid)
     JOIN messages m ON m.id = mj.message_id AND m.conversation_id = CAST(:conversation_id AS uuid)
-                   AND m.seq > :from_seq AND m.seq <= :to_seq
-    WHERE t.user_id = :user_id AND t.is_active
-"""
-# Clear pushes of this user and conversation still waiting or in flight (other jobs).
-_UNFINISHED_CLEARS = """
+                   AND m.seq > {from_seq} AND m.seq <= {to_seq}
+    WHERE t.user_id = {user_id} AND t.is_active
+    """
+
+
+def _unfinished_clears(*, user_id: str = ":user_id", other_than: str = ":job_id") -> str:
+    """Clear pushes of this user and conversation still waiting or in flight (other jobs)."""
+    return f"""
     SELECT d.device_id, d.job_id, d.lease_until
     FROM push_jobs cj JOIN push_deliveries d ON d.job_id = cj.id AND d.status = 'pending'
-    WHERE cj.kind = 'clear' AND cj.target_user_id = :user_id
-      AND cj.conversation_id = CAST(:conversation_id AS uuid) AND cj.id <> :job_id
-"""
-# The read's whole enqueue, one statement: when the move passed a pushed message (or a clear
-# push for this conversation is still on its way), the newest clear job not yet fanned out
-# absorbs it (the latest position wins), else a new clear job. No row: nothing to clear.
-_ENQUEUE = text(
-    f"""
-    WITH needed AS (
-        SELECT EXISTS ({_REACHED}) OR EXISTS ({_UNFINISHED_CLEARS.replace(":job_id", "0")})
-            AS yes
-    ), absorbed AS (
-        UPDATE push_jobs SET data = CAST(:data AS jsonb), read_to_seq = :to_seq
-        WHERE (SELECT yes FROM needed) AND id = (
+    WHERE cj.kind = 'clear' AND cj.target_user_id = {user_id}
+      AND cj.conversation_id = CAST(:conversation_id AS uuid) AND cj.id <> {other_than}
+    """
+
+
+def enqueue_ctes(*, user_id: str, from_seq: str, to_seq: str, data: str, when: str = "true") -> str:
+    """The enqueue, as top-level CTEs of a statement (arguments are SQL expressions; the
+    conversation is :conversation_id). When `when` holds and the move passed a pushed
+    message (or a clear push for this conversation is still on its way), the newest clear
+    job not yet fanned out absorbs it (the latest position wins), else a new clear job:
+    `CLEAR_JOB_ID` is then its id, else NULL. The send statement embeds them, so that a
+    reply stays one round trip; a read runs them alone (`enqueue_clear`)."""
+    return f"""
+    clear_needed AS (
+        SELECT ({when}) AND (
+            EXISTS ({_reached(user_id=user_id, from_seq=from_seq, to_seq=to_seq)})
+            OR EXISTS ({_unfinished_clears(user_id=user_id, other_than="0")})
+        ) AS yes
+    ), clear_absorbed AS (
+        UPDATE push_jobs SET data = CAST({data} AS jsonb), read_to_seq = {to_seq}
+        WHERE (SELECT yes FROM clear_needed) AND id = (
             SELECT id FROM push_jobs
-            WHERE kind = '{PushKind.CLEAR.value}' AND target_user_id = :user_id
+            WHERE kind = '{PushKind.CLEAR.value}' AND target_user_id = {user_id}
               AND conversation_id = CAST(:conversation_id AS uuid)
               AND fanned_out_at IS NULL AND failed_at IS NULL AND fanout_lease_until IS NULL
             ORDER BY id DESC LIMIT 1 FOR UPDATE SKIP LOCKED
         )
         RETURNING id
-    ), created AS (
+    ), clear_created AS (
         INSERT INTO push_jobs (
             kind, conversation_id, target_user_id, title, body, data, priority,
             read_from_seq, read_to_seq
         )
-        SELECT '{PushKind.CLEAR.value}', CAST(:conversation_id AS uuid), :user_id, '', '',
-            CAST(:data AS jsonb), '{Priority.NORMAL.value}', :from_seq, :to_seq
-        WHERE (SELECT yes FROM needed) AND NOT EXISTS (SELECT 1 FROM absorbed)
+        SELECT '{PushKind.CLEAR.value}', CAST(:conversation_id AS uuid), {user_id}, '', '',
+            CAST({data} AS jsonb), '{Priority.NORMAL.value}', {from_seq}, {to_seq}
+        WHERE (SELECT yes FROM clear_needed) AND NOT EXISTS (SELECT 1 FROM clear_absorbed)
         RETURNING id
-    )
-    SELECT id FROM absorbed UNION ALL SELECT id FROM created
+    )"""
+
+
+CLEAR_JOB_ID = "(SELECT id FROM clear_absorbed UNION ALL SELECT id FROM clear_created)"
+_ENQUEUE = text(
+    f"""
+    WITH {enqueue_ctes(user_id=":user_id", from_seq=":from_seq", to_seq=":to_seq", data=":data")}
+    SELECT {CLEAR_JOB_ID} AS id
     """
 )
 _CREATE_DELIVERIES = text(
     f"""
-    WITH unfinished AS ({_UNFINISHED_CLEARS}),
+    WITH unfinished AS ({_unfinished_clears()}),
     superseded AS (
         UPDATE push_deliveries d SET status = 'failed', lease_until = NULL,
                                      finished_at = now(), last_error = 'superseded'
@@ -86,7 +110,7 @@ _CREATE_DELIVERIES = text(
         SELECT device_id, max(lease_until) AS until FROM unfinished
         WHERE lease_until >= now() GROUP BY device_id
     ), targets AS (
-        SELECT device_id FROM ({_REACHED}) AS reached
+        SELECT device_id FROM ({_reached()}) AS reached
         UNION SELECT device_id FROM superseded
         UNION SELECT device_id FROM in_flight
     )
@@ -132,10 +156,17 @@ _JOB_RANGE = text(
 
 
 def clear_data(move: ReadMove) -> dict[str, str]:
+    return clear_data_of(
+        conversation_id=move.conversation_id, last_read_message_id=move.last_read_message_id
+    )
+
+
+def clear_data_of(*, conversation_id: uuid.UUID, last_read_message_id: uuid.UUID) -> dict[str, str]:
+    """The data of a clear push: the position the reader's devices catch up to."""
     return {
         "type": "conversation.read",
-        "conversation_id": str(move.conversation_id),
-        "last_read_message_id": str(move.last_read_message_id),
+        "conversation_id": str(conversation_id),
+        "last_read_message_id": str(last_read_message_id),
     }
 
 
@@ -149,7 +180,7 @@ async def enqueue_clear(session: AsyncSession, *, move: ReadMove) -> int | None:
         "to_seq": move.last_read_seq,
         "data": json.dumps(clear_data(move)),
     }
-    job_id = (await session.execute(_ENQUEUE, params)).scalar_one_or_none()
+    job_id = (await session.execute(_ENQUEUE, params)).scalar_one()
     return None if job_id is None else int(job_id)
 
 
