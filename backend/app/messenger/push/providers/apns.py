@@ -1,17 +1,5 @@
-"""APNs over HTTP/2 through aioapns, token (.p8) authentication.
-
-Four adjustments to aioapns 4.0, all by subclassing its connection protocol:
-- it never returns HTTP/2 receive-window credit for response bodies, so after ~64 KiB
-  of error bodies (≈1,300 `Unregistered` answers, a fan-out to stale tokens) later
-  responses never arrive; we acknowledge every data frame;
-- an answer to a send that already timed out made it set a result on a cancelled future,
-  and the error closed the connection with every push in flight; such answers are dropped;
-- header values go out as plain HPACK literals, and h2 does not re-validate the headers
-  we build: hpack's pure-Python Huffman coder (the provider JWT is never indexed, so it
-  was coded anew on every push) and the validation were a fifth of a push's CPU;
-- host and port come from class attributes; `APNS_HOST` overrides them for an emulator
-  or a proxy (and `APNS_CA_FILE` adds a CA to trust).
-"""
+"""APNs over HTTP/2 through aioapns, token (.p8) authentication; the HTTP/2 connection
+and what we changed in aioapns's is in `apns_transport`."""
 
 from __future__ import annotations
 
@@ -21,14 +9,13 @@ import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.exceptions import ConnectionClosed, ConnectionError, MaxAttemptsExceeded
-from hpack import Encoder
 
 from backend.app.messenger.push.apps import ApnsCredentials, Transport
 from backend.app.messenger.push.payloads import Notification, fit_body
+from backend.app.messenger.push.providers.apns_transport import protocol_class
 from backend.app.messenger.push.providers.base import (
     ConfigErrorReporter,
     PushProvider,
@@ -41,57 +28,6 @@ log = logging.getLogger(__name__)
 DEAD_TOKEN_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}
 GONE_REASONS = {"Unregistered", "ExpiredToken"}
 PRIORITY = {"high": 10, "normal": 5, "low": 1}
-
-
-class _LiteralEncoder(Encoder):
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        return super().encode(headers, huffman=False)
-
-
-def _protocol_class(base: type, host: str | None, port: int | None) -> type:
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[no-untyped-def]
-        base.__init__(self, *args, **kwargs)
-        self.conn.encoder = _LiteralEncoder()
-        self.conn.config.validate_outbound_headers = False
-
-    def on_data_received(self, raw_data: bytes, stream_id: int) -> None:  # type: ignore[no-untyped-def]
-        base.on_data_received(self, raw_data, stream_id)
-        # Return the flow-control credit aioapns forgets; sent by its flush() after this event.
-        self.conn.acknowledge_received_data(len(raw_data), stream_id)
-
-    def on_response_received(self, headers: dict[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
-        # A send that timed out (asyncio.wait_for cancelled its future) may still be
-        # answered; aioapns would call set_result on the cancelled future, and the
-        # InvalidStateError from inside the protocol callback closes the connection with
-        # every other push in flight on it.
-        _forget_abandoned(self, headers.get(b"apns-id", b"").decode("utf8"))
-        base.on_response_received(self, headers)
-
-    def connection_lost(self, exc: Exception | None) -> None:  # type: ignore[no-untyped-def]
-        for notification_id in [n for n, f in self.requests.items() if f.done()]:
-            del self.requests[notification_id]
-        base.connection_lost(self, exc)
-
-    attributes: dict[str, object] = {
-        "__init__": __init__,
-        "on_data_received": on_data_received,
-        "on_response_received": on_response_received,
-        "connection_lost": connection_lost,
-    }
-    if host:
-        attributes["APNS_SERVER"] = host
-    if port:
-        attributes["APNS_PORT"] = port
-    return type(f"Messenger{base.__name__}", (base,), attributes)
-
-
-def _forget_abandoned(protocol: object, notification_id: str) -> None:
-    """Drop the request of an answer nobody waits for any more (its future is done), so
-    that aioapns treats the answer as one for an unknown request (a warning, no error)."""
-    requests = protocol.requests  # type: ignore[attr-defined]
-    future = requests.get(notification_id)
-    if future is not None and future.done():
-        del requests[notification_id]
 
 
 class ApnsProvider(PushProvider):
@@ -137,7 +73,7 @@ class ApnsProvider(PushProvider):
             host, _, port_text = transport.apns_host.rpartition(":")
             host, port = (host, int(port_text)) if host else (port_text, 443)
         pool = self._client.pool
-        pool.protocol_class = _protocol_class(pool.protocol_class, host, port)
+        pool.protocol_class = protocol_class(pool.protocol_class, host, port)
 
     def _message(self, notification: Notification, body: str) -> dict[str, object]:
         if notification.silent:  # background push: no alert, just the badge and the data
@@ -177,7 +113,9 @@ class ApnsProvider(PushProvider):
             collapse_key=notification.collapse_id,
         )
         try:
-            result = await asyncio.wait_for(self._client.send_notification(request), self._timeout)
+            # asyncio.timeout, not wait_for: wait_for runs the send as a task of its own.
+            async with asyncio.timeout(self._timeout):
+                result = await self._client.send_notification(request)
         except (
             TimeoutError,
             ConnectionError,
