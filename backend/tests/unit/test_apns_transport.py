@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import RequestReceived
+from h2.events import DataReceived, RequestReceived, StreamEnded
 from h2.settings import SettingCodes
 from hpack import NeverIndexedHeaderTuple
 
@@ -60,3 +60,32 @@ def test_a_header_table_size_change_is_signalled_first() -> None:
     encoder.header_table_size = 0  # what h2 does when the server's SETTINGS lower it
     assert encoder.encode([(b":method", b"POST")]) == b"\x20\x83"  # size update 0, index 3
     assert encoder.encode([(b":method", b"POST")]) == b"\x83"
+
+
+def test_bodies_beyond_the_servers_window_wait_for_its_credit_and_arrive_in_order() -> None:
+    client, server = _Connection(), H2Connection(H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1000})  # as APNs does
+    client.receive_data(server.data_to_send())
+    body = b'{"aps":{"alert":"' + b"x" * 400 + b'"}}'
+    sent = 200  # 200 x 420 bytes: beyond the default 64 KiB connection window
+
+    for i in range(sent):
+        client.send_headers(2 * i + 1, _headers(i))
+        client.send_data(2 * i + 1, body, end_stream=True)  # never FlowControlError
+    assert client.waiting_bodies
+
+    arrived: list[int] = []
+    while len(arrived) < sent:
+        events = server.receive_data(client.data_to_send())
+        for event in events:
+            if isinstance(event, DataReceived):
+                server.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if isinstance(event, StreamEnded):
+                arrived.append(event.stream_id)
+        client.receive_data(server.data_to_send())  # the WINDOW_UPDATEs
+    assert arrived == [2 * i + 1 for i in range(sent)]
+    assert not client.waiting_bodies

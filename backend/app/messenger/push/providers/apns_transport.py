@@ -1,4 +1,4 @@
-"""The APNs transport: aioapns 4.0's HTTP/2 connection protocol with five adjustments,
+"""The APNs transport: aioapns 4.0's HTTP/2 connection protocol with six adjustments,
 all by subclassing it (`protocol_class`) and h2's connection (`_Connection`):
 
 - aioapns never returns HTTP/2 receive-window credit for response bodies, so after ~64 KiB
@@ -11,15 +11,21 @@ all by subclassing it (`protocol_class`) and h2's connection (`_Connection`):
 - h2 counts the open streams before each new one by walking every stream it still holds
   (and purging the closed ones), ~150 at our concurrency, a tenth of a push's CPU; a
   stream is purged when its response ends instead, so the stream count is the bound;
+- aioapns writes a body without waiting for send credit: when the server's window cannot
+  take it, h2 raises FlowControlError and aioapns sleeps 1 s and retries on a new stream
+  (leaving the first one open); such a body waits instead and goes out, in order, as the
+  server's WINDOW_UPDATEs arrive (150 pushes in flight exhaust the default 64 KiB window);
 - host and port come from class attributes; `APNS_HOST` overrides them for an emulator
   or a proxy (and `APNS_CA_FILE` adds a CA to trust).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from h2.connection import H2Connection
+from h2.exceptions import NoSuchStreamError
 from hpack import Encoder, HeaderTuple
 from hpack.hpack import INDEX_NEVER, INDEX_NONE
 from hpack.table import HeaderTable
@@ -72,6 +78,28 @@ class _Connection(H2Connection):
         super().__init__()
         self.encoder = _LiteralEncoder()
         self.config.validate_outbound_headers = False
+        self.waiting_bodies: deque[tuple[int, bytes, bool]] = deque()
+
+    def send_data(
+        self, stream_id: int, data: bytes, end_stream: bool = False, pad_length: Any = None
+    ) -> None:
+        if self.waiting_bodies or self.local_flow_control_window(stream_id) < len(data):
+            self.waiting_bodies.append((stream_id, data, end_stream))
+            return
+        super().send_data(stream_id, data, end_stream=end_stream, pad_length=pad_length)
+
+    def receive_data(self, data: bytes) -> list[Any]:
+        events = super().receive_data(data)
+        while self.waiting_bodies:  # aioapns flushes what this queues after these events
+            stream_id, body, end_stream = self.waiting_bodies[0]
+            try:
+                if self.local_flow_control_window(stream_id) < len(body):
+                    break
+                super().send_data(stream_id, body, end_stream=end_stream)
+            except NoSuchStreamError:  # the server reset it meanwhile; its answer says why
+                pass
+            self.waiting_bodies.popleft()
+        return events
 
     @property
     def open_outbound_streams(self) -> int:
