@@ -40,10 +40,11 @@ Keys for ``script``/``always`` are device tokens (as they appear in the path);
 Control endpoints are on a separate plain-HTTP port: ``control_url`` (see :mod:`.base`).
 
 The server advertises MAX_CONCURRENT_STREAMS 1000 and, by default, the RFC 9113 64 KiB
-receive window for request bodies (credit returned as bodies arrive). aioapns writes
-bodies without waiting for send credit, so a burst of > 64 KiB of bodies fails inside
-aioapns (FlowControlError, 1 s sleep, retry); ``ApnsEmulator(connection_window=1 << 20)``
-grants a bigger connection window for benchmarks that should not measure that.
+receive window for request bodies (credit returned as bodies arrive). aioapns alone writes
+bodies without waiting for send credit, so a burst of > 64 KiB of bodies fails inside it
+(FlowControlError, 1 s sleep, retry); the service's transport (`apns_transport`) makes such
+a body wait for the credit. ``ApnsEmulator(connection_window=1 << 20)`` grants a bigger
+connection window.
 """
 
 from __future__ import annotations
