@@ -5,7 +5,6 @@ record every outcome in one statement. Runs in every background process; claims 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from backend.app.messenger.email.service import CLAIM, RECORD, outgoing
 from backend.app.messenger.email.smtp import Result, SmtpTransport
 from backend.app.messenger.email.vocabulary import EmailOutcome, EmailStatus
 from backend.app.metrics import EMAILS
+from backend.app.waiting import sleep_until_set
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,4 @@ class EmailSender:
                 raise
             except Exception:
                 log.exception("email sweep failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), self.settings.email_sweep_interval_seconds
-                )
+            await sleep_until_set(self._wake, self.settings.email_sweep_interval_seconds)

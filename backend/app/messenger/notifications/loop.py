@@ -4,7 +4,6 @@ after each batch commits, tell the recipients' open WebSocket connections."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC
 
@@ -18,6 +17,7 @@ from backend.app.messenger.notifications.inbox import entry_json
 from backend.app.messenger.notifications.schemas import InboxEntryOut
 from backend.app.messenger.realtime.broadcast import publish_per_user
 from backend.app.redis_client import RedisClient
+from backend.app.waiting import sleep_until_set
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,6 @@ async def notification_loop(
                 raise
             except Exception:
                 log.exception("notification batch failed; will retry")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    wakeup.wait(), timeout=settings.notification_sweep_interval_seconds
-                )
+            await sleep_until_set(wakeup, settings.notification_sweep_interval_seconds)
     finally:
         _wakeups.discard(wakeup)

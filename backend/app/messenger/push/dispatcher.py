@@ -6,7 +6,6 @@ How a push travels is described once, in the README ("How a push travels").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +24,7 @@ from backend.app.messenger.push.vocabulary import DeliveryOutcome, PushKind
 from backend.app.messenger.push.wake import WakeSignal
 from backend.app.metrics import count_push
 from backend.app.redis_client import RedisClient
+from backend.app.waiting import sleep_until_set
 
 log = logging.getLogger(__name__)
 
@@ -212,5 +212,4 @@ class PushDispatcher:
                 raise
             except Exception:
                 log.exception("push sweep failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.push_sweep_interval_seconds)
+            await sleep_until_set(self._wake, self.settings.push_sweep_interval_seconds)

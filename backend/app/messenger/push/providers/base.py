@@ -88,7 +88,9 @@ class PushProvider:
     ) -> SendResult:
         async with self._interactive if interactive else self._bulk:
             try:
-                return await asyncio.wait_for(self.send(target, notification), self.timeout)
+                # Not wait_for: no task per send, and no cancellation swallowed (waiting.py).
+                async with asyncio.timeout(self.timeout):
+                    return await self.send(target, notification)
             except TimeoutError:
                 return SendResult.unavailable(f"{self.name} timed out")
             except Exception as exc:

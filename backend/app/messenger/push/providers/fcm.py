@@ -73,9 +73,8 @@ class FcmProvider(PushProvider):
         async with self._refresh_lock:
             if not self._fresh(stale):
                 # google-auth has no timeout of its own: never wait longer than one send.
-                headers = await asyncio.wait_for(
-                    asyncio.to_thread(self._fcm.request_headers), self.timeout
-                )
+                async with asyncio.timeout(self.timeout):
+                    headers = await asyncio.to_thread(self._fcm.request_headers)
                 expiry = getattr(self._fcm.credentials, "expiry", None)
                 lifetime = expiry.timestamp() - time.time() if expiry is not None else 3600.0
                 self._authorization = headers["Authorization"]
