@@ -60,13 +60,16 @@ def report(
     )
     pipeline = _figure(bench, "1 fan-out", "pipeline @50 ms", "ack → last acceptance")
     if pipeline is not None:  # scenario 1 ran: the same fan-out, end to end
+        share = added / pipeline.median
         add(
             Figure(
                 SCENARIO,
                 variant,
                 "added wall time ÷ pipeline ack → last acceptance @50 ms (scenario 1)",
                 "x",
-                [added / pipeline.median],
+                [share],
+                "≤ 0.10",
+                share <= 0.10,
             )
         )
 
