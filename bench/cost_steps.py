@@ -2,8 +2,8 @@
 
 - The fan-out's database step: the dispatcher's two transactions for one message job.
 - The send transaction: the app's `send_message` (one statement) moves the sender's read
-  position in its seq claim and, when the sender passed others' messages, queues their
-  clear-on-read push; `send_without_read_state` is the same statement without either.
+  position in its seq claim (a reply's clear-on-read check runs later, at the push job's
+  fan-out); `send_without_read_state` is the same statement without the move.
 - `CpuClock`: CPU seconds of this process plus its one PostgreSQL backend, the capacity a
   step costs (a shared machine stretches wall time, not CPU time).
 """
@@ -106,8 +106,8 @@ async def fan_out_step(
 
 # The app's one send statement (messages/send_statement.py) without the read-state work,
 # built from the app's own pieces: the claim's `previous` CTE no longer locks the sender's
-# row for an exact old position, the `moved` CTE (the sender's read move) and the
-# clear-on-read CTEs are gone. The two differ by exactly that.
+# row for an exact old position and the `moved` CTE (the sender's read move) is gone. (The
+# push job still records the range a reply passed: two expressions over rows already read.)
 _MOVED = "), moved AS ("
 CLAIM_CTES = claim_ctes(unless=USED_BEFORE)
 if CLAIM_CTES.count(_MOVED) != 1 or "FOR UPDATE" not in CLAIM_CTES or CLAIM_CTES not in _SEND.text:
@@ -124,7 +124,7 @@ _SEND_WITHOUT_READ = text(
 async def send_without_read_state(
     session: AsyncSession, *, conversation_id: uuid.UUID, sender: CurrentUser, content: str
 ) -> None:
-    """`send_message` minus the sender's read move and the clear-on-read check."""
+    """`send_message` minus the sender's read move."""
     message_id = uuid.uuid4()
     parameters = {
         "message_id": message_id,
@@ -176,8 +176,8 @@ async def send_steps(
     **extra: object,
 ) -> dict[str, Cost]:
     """Per send, `count` sends one after another, the senders in turn; every other send
-    follows a message of another participant ("reply": the app then also runs its
-    clear-on-read check), the others follow the sender's own ("plain", as in the load test).
+    follows a message of another participant ("reply": its push job then carries the range
+    the sender passed), the others follow the sender's own ("plain", as in the load test).
     Only the sends are measured; the mean per send of each kind and of both ("mix")."""
     totals = {"plain": [0.0, 0.0], "reply": [0.0, 0.0]}  # wall, cpu
     for index in range(count):

@@ -82,7 +82,7 @@ def report(
     ratio(send_variant, "wall with ÷ without read state (paired)", ratios(app, bare, "wall"), False)
     for kind, what in (
         ("plain", "after the sender's own message (read move)"),
-        ("reply", "after another's message (read move + clear-on-read check)"),
+        ("reply", "after another's message (read move; clear-on-read check at the fan-out)"),
     ):
         ratio(
             send_variant,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from backend.app.db import autocommit, create_engine, create_sessionmaker
+from backend.app.messenger.push.clear_on_read import enqueue_sender_clear
 from backend.devtools.emulators.base import Received
 from backend.tests.conftest import LiveServer, Providers, bearer
 from backend.tests.messaging import (
@@ -199,5 +203,34 @@ async def test_a_send_after_the_senders_own_message_sends_no_clear_push(
 
     await send_message(push_client, "bob", conversation_id, "Anyone?")
 
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert len(clears(providers.fcm.received)) == 1
+
+
+async def test_a_replys_fan_out_redone_queues_the_senders_clear_only_once(
+    push_server: LiveServer, push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    conversation_id = await _bob_pushed_once(push_client, providers)
+    reply = (await send_message(push_client, "bob", conversation_id, "Hello")).json()
+    await asyncio.to_thread(providers.fcm.wait_for, 2)  # the reply's clear push
+
+    engine = create_engine(push_server.settings.database_url, pool_size=1)
+    try:
+        async with autocommit(create_sessionmaker(engine)) as session:
+            job_id = (
+                await session.execute(
+                    text("SELECT id FROM push_jobs WHERE message_id = :id"), {"id": reply["id"]}
+                )
+            ).scalar_one()
+            again = await enqueue_sender_clear(
+                session,
+                job_id=job_id,
+                sender_id="bob",
+                conversation_id=uuid.UUID(conversation_id),
+            )
+    finally:
+        await engine.dispose()
+
+    assert again is None
     await asyncio.sleep(SETTLE_SECONDS)
     assert len(clears(providers.fcm.received)) == 1

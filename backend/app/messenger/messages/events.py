@@ -30,11 +30,6 @@ async def announce_message(
             rt.push.kick(sent.push_job_id)
         except Exception:
             log.exception("could not kick push job %s; the sweep will pick it up", sent.push_job_id)
-    if sent.clear_job_id is not None:
-        try:
-            rt.push.kick(sent.clear_job_id)
-        except Exception:
-            log.exception("could not kick clear push job %s", sent.clear_job_id)
     if rt.hub is not None:
         await rt.hub.publish_message_new(
             message_json(sent.message),

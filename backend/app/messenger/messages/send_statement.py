@@ -1,20 +1,19 @@
-"""The send path's one statement: seq claim, message row, push job and, for a reply, the
-sender's clear-on-read push, in one round trip.
+"""The send path's one statement: seq claim, message row and push job in one round trip.
 
 Three packages' tables in one statement on purpose: a send was seven round trips and
 round trips were the largest part of its CPU. Each package still owns its part: the claim
-CTEs are `conversations.message_seq`'s, the push job CTE is `push.outbox`'s, the clear
-CTEs are `push.clear_on_read`'s; this module only joins them to the message INSERT.
+CTEs are `conversations.message_seq`'s, the push job CTE is `push.outbox`'s; this module
+only joins them to the message INSERT. A reply's clear-on-read push is queued by the push
+job's fan-out, from the range the job carries (see `MESSAGE_JOB_CTE`).
 
 One statement is atomic by itself, so the send needs no BEGIN/COMMIT around it (it runs
-in an autocommit session): the message, its seq, the sender's read position, its push
-job and the clear push are all stored, or nothing is. A repeated (sender, client_msg_id)
-claims and inserts nothing; when two such sends race, the later INSERT violates the unique
-constraint and its whole statement is undone (`DuplicateClientMsgId` either way)."""
+in an autocommit session): the message, its seq, the sender's read position and its push
+job are all stored, or nothing is. A repeated (sender, client_msg_id) claims and inserts
+nothing; when two such sends race, the later INSERT violates the unique constraint and
+its whole statement is undone (`DuplicateClientMsgId` either way)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +29,6 @@ from backend.app.messenger.conversations.message_seq import (
     claim_of,
 )
 from backend.app.messenger.conversations.service import ConversationNotFound
-from backend.app.messenger.push.clear_on_read import CLEAR_JOB_ID, clear_data_of, enqueue_ctes
 from backend.app.messenger.push.outbox import MESSAGE_JOB_CTE, message_job_parameters
 
 CLIENT_MSG_ID_CONSTRAINT = "uq_messages_sender_client_msg_id"
@@ -44,24 +42,13 @@ STORED_CTE = """
         FROM bumped
         RETURNING created_at
     )"""
-# Sending reads what came before: when the sender passed others' messages (a reply), the
-# clear-on-read push for their other devices is queued by the same statement. A sender who
-# had read everything before passed only their own message, never pushed to them: the
-# check is skipped (the common case).
-SENDER_CLEAR_CTES = enqueue_ctes(
-    user_id=":sender_id",
-    from_seq="(SELECT last_read_seq FROM previous)",
-    to_seq="(SELECT last_seq FROM bumped)",
-    data=":clear_data",
-    when="(SELECT last_read_seq FROM previous) < (SELECT last_seq FROM bumped) - 1",
-)
 STORED_COLUMNS = """
     (SELECT created_at FROM stored) AS created_at,
     (SELECT id FROM job) AS push_job_id"""
 _SEND = text(
     f"""
-    WITH {claim_ctes(unless=USED_BEFORE)}, {STORED_CTE}, {MESSAGE_JOB_CTE}, {SENDER_CLEAR_CTES}
-    SELECT {CLAIM_COLUMNS}, {STORED_COLUMNS}, {CLEAR_JOB_ID} AS clear_job_id
+    WITH {claim_ctes(unless=USED_BEFORE)}, {STORED_CTE}, {MESSAGE_JOB_CTE}
+    SELECT {CLAIM_COLUMNS}, {STORED_COLUMNS}
     FROM previous LEFT JOIN bumped ON true
     """
 )
@@ -76,7 +63,6 @@ class StoredSend:
     claim: SeqClaim
     created_at: datetime
     push_job_id: int
-    clear_job_id: int | None  # the sender's clear-on-read push, when the send queued one
 
 
 async def store_message(
@@ -109,9 +95,6 @@ async def store_message(
             message_id=message_id,
             sender_id=sender_id,
         ),
-        "clear_data": json.dumps(
-            clear_data_of(conversation_id=conversation_id, last_read_message_id=message_id)
-        ),
     }
     try:
         row = (await session.execute(_SEND, parameters)).one_or_none()
@@ -131,5 +114,4 @@ async def store_message(
         claim=claim,
         created_at=row.created_at,
         push_job_id=row.push_job_id,
-        clear_job_id=row.clear_job_id,
     )

@@ -50,7 +50,6 @@ class SentMessage:
     participant_ids: list[str]
     # The sender's read position moved to this message (None when nothing was created).
     sender_read_move: ReadMove | None = None
-    clear_job_id: int | None = None
 
 
 def _validate(content: str, client_msg_id: str | None) -> None:
@@ -75,8 +74,8 @@ async def send_message(
     an autocommit session, see send_statement.py).
 
     The message takes the conversation's next `seq` (sends of one conversation serialise on
-    its row lock) and moves the sender's read position to it (a reply also queues the
-    clear-on-read push for the sender's other devices). Idempotent per (sender,
+    its row lock) and moves the sender's read position to it (for a reply, the push job's
+    fan-out clears the passed messages' pushes on the sender's devices). Idempotent per (sender,
     client_msg_id), race-free: a repeat stores nothing and answers with the original (no
     push job, no announcement).
     """
@@ -121,7 +120,6 @@ async def send_message(
         push_job_id=stored.push_job_id,
         participant_ids=claim.participant_ids,
         sender_read_move=claim.sender_move,
-        clear_job_id=stored.clear_job_id,
     )
 
 

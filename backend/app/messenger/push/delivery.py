@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import LEASE_RECORD_MARGIN_SECONDS, Settings
 from backend.app.db import autocommit
-from backend.app.messenger.push import clear_on_read
+from backend.app.messenger.push import clear_fanout
 from backend.app.messenger.push import delivery_repository as repository
 from backend.app.messenger.push.breaker import CircuitBreaker
 from backend.app.messenger.push.delivery_repository import ClaimedDelivery, RecordedAttempt
@@ -221,7 +221,7 @@ class DeliveryEngine:
                 if clears:  # a clear push waiting behind one of these may go now (same commit)
                     async with maker.begin() as session:
                         await repository.record(session, attempts=records, claimed_at=claimed_at)
-                        await clear_on_read.release_waiting(
+                        await clear_fanout.release_waiting(
                             session,
                             job_ids=[r.job_id for r in clears],
                             device_ids=[r.device_id for r in clears],

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import Settings
 from backend.app.db import autocommit
-from backend.app.messenger.push import clear_on_read, repository
+from backend.app.messenger.push import clear_fanout, clear_on_read, repository
 from backend.app.messenger.push.fanout import FanOutPolicy
 from backend.app.messenger.push.repository import JobRow
 from backend.app.messenger.push.retry import RetryPolicy
@@ -56,10 +56,28 @@ class JobFanOut:
         """A clear-on-read job goes to the reader's devices its messages reached (presence and
         skip rules do not apply: it syncs the reader's other devices), with their badge."""
         async with self.sessionmaker.begin() as session:
-            fanned_as = await clear_on_read.create_clear_deliveries(session, job_id=job.id)
+            fanned_as = await clear_fanout.create_clear_deliveries(session, job_id=job.id)
             await repository.mark_fanned_out(session, job_id=job.id)
         if fanned_as != job.id:
             self.wake()  # the deliveries (if any) belong to another job: the sweep sends
+
+    async def _clear_for_sender(self, job: JobRow) -> None:
+        """A reply: clear what its sender passed on their devices. Best effort: a failure
+        leaves stale notifications there, never holds up the message's pushes."""
+        assert job.sender_id is not None and job.conversation_id is not None
+        try:
+            async with autocommit(self.sessionmaker) as session:
+                queued = await clear_on_read.enqueue_sender_clear(
+                    session,
+                    job_id=job.id,
+                    sender_id=job.sender_id,
+                    conversation_id=job.conversation_id,
+                )
+        except Exception as exc:  # the type only: driver errors can quote the values
+            log.warning("clear-on-read for a reply's sender failed: %s", type(exc).__name__)
+            return
+        if queued is not None:
+            self.wake()
 
     async def run(self, job_id: int | None, page_written: Callable[[int], None]) -> bool:
         """Fan out one job (this one, or the oldest nobody holds). False if there was none.
@@ -81,6 +99,8 @@ class JobFanOut:
                 await self._clear(job)
                 page_written(job.id)
                 return True
+            if job.sender_passed:
+                await self._clear_for_sender(job)
             after: str | None = ""
             size = first = self.settings.push_fanout_batch_size
             while after is not None:

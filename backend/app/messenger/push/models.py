@@ -62,7 +62,8 @@ class PushJob(Base):
     fanout_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
-    # Clear-on-read jobs: the read move's range of message positions (from, to].
+    # Clear-on-read jobs: the read move's range of message positions (from, to]. A reply's
+    # message job: the range its sender passed, until its fan-out queues their clear.
     read_from_seq: Mapped[int | None] = mapped_column(BigInteger)
     read_to_seq: Mapped[int | None] = mapped_column(BigInteger)
 

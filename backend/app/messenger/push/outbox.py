@@ -22,17 +22,24 @@ from backend.app.messenger.push.vocabulary import PushKind
 
 # A message's push job, as a CTE of the send's one statement (messages/send_statement.py):
 # inserted only when the message row was (`stored`), titled from the claimed conversation
-# (`bumped`) the way `message_notification` titles it, with `message_job_parameters`.
+# (`bumped`) the way `message_notification` titles it, with `message_job_parameters`. When
+# the sender passed others' messages (`previous` is their old read position), the job also
+# carries that range: its fan-out queues the sender's clear-on-read push
+# (`clear_on_read.enqueue_sender_clear`), off the send path and as durable as the message.
 MESSAGE_JOB_CTE = f"""
     job AS (
         INSERT INTO push_jobs (
-            kind, message_id, conversation_id, sender_id, title, body, data, priority, created_at
+            kind, message_id, conversation_id, sender_id, title, body, data, priority, created_at,
+            read_from_seq, read_to_seq
         )
         SELECT '{PushKind.MESSAGE.value}', :message_id, :conversation_id, :sender_id,
             CASE WHEN coalesce(bumped.title, '') = '' THEN :push_sender
                  ELSE :push_sender || :push_title_separator || bumped.title END,
-            :push_body, CAST(:push_data AS jsonb), :push_priority, stored.created_at
-        FROM stored, bumped
+            :push_body, CAST(:push_data AS jsonb), :push_priority, stored.created_at,
+            CASE WHEN passed.others THEN previous.last_read_seq END,
+            CASE WHEN passed.others THEN bumped.last_seq END
+        FROM stored, bumped, previous,
+            LATERAL (SELECT previous.last_read_seq < bumped.last_seq - 1 AS others) AS passed
         RETURNING id
     )"""
 

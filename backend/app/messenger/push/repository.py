@@ -24,6 +24,8 @@ class JobRow:
     recipient_ids: list[str] | None
     fanout_attempts: int
     priority: Priority = Priority.HIGH
+    # A reply's message job: its sender passed others' messages (clear-on-read to queue).
+    sender_passed: bool = False
 
 
 _CLAIM_JOB = """
@@ -36,7 +38,7 @@ _CLAIM_JOB = """
         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
     )
     RETURNING id, kind, conversation_id, sender_id, target_user_id, recipient_ids, fanout_attempts,
-              priority
+              priority, kind = 'message' AND read_from_seq IS NOT NULL AS sender_passed
 """
 _CLAIM_ANY_JOB = text(_CLAIM_JOB.format(condition="TRUE"))
 _CLAIM_THIS_JOB = text(_CLAIM_JOB.format(condition="id = :job_id"))
@@ -105,6 +107,7 @@ async def claim_job(session: AsyncSession, *, job_id: int | None, lease: float) 
         recipient_ids=row.recipient_ids,
         fanout_attempts=row.fanout_attempts,
         priority=Priority(row.priority),
+        sender_passed=row.sender_passed,
     )
 
 
