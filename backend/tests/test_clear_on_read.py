@@ -234,3 +234,47 @@ async def test_a_replys_fan_out_redone_queues_the_senders_clear_only_once(
     assert again is None
     await asyncio.sleep(SETTLE_SECONDS)
     assert len(clears(providers.fcm.received)) == 1
+
+
+async def test_a_replys_clear_queued_after_later_reads_carries_the_senders_position_now(
+    push_server: LiveServer, push_client: httpx.AsyncClient, providers: Providers
+) -> None:
+    conversation_id = await _bob_pushed_once(push_client, providers)
+    reply = (await send_message(push_client, "bob", conversation_id, "Hello")).json()
+    await asyncio.to_thread(providers.fcm.wait_for, 2)  # the reply's clear push
+    later = (await send_message(push_client, "alice", conversation_id, "And?")).json()
+    await read(push_client, "bob", conversation_id, later["id"])  # bob reads on
+
+    engine = create_engine(push_server.settings.database_url, pool_size=1)
+    try:
+        async with autocommit(create_sessionmaker(engine)) as session:
+            # The reply's fan-out, as if it came only now (after the read): its range back.
+            job_id = (
+                await session.execute(
+                    text(
+                        "UPDATE push_jobs SET read_from_seq = 0, read_to_seq = 2 "
+                        "WHERE message_id = :id RETURNING id"
+                    ),
+                    {"id": reply["id"]},
+                )
+            ).scalar_one()
+            queued = await enqueue_sender_clear(
+                session,
+                job_id=job_id,
+                sender_id="bob",
+                conversation_id=uuid.UUID(conversation_id),
+            )
+            assert queued is not None
+            position = (
+                await session.execute(
+                    text(
+                        "SELECT data->>'last_read_message_id', read_to_seq FROM push_jobs "
+                        "WHERE id = :id"
+                    ),
+                    {"id": queued},
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+
+    assert tuple(position) == (later["id"], 3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import DataReceived, RequestReceived, StreamEnded
+from h2.events import DataReceived, RequestReceived, StreamEnded, StreamReset
 from h2.settings import SettingCodes
 from hpack import NeverIndexedHeaderTuple
 
@@ -62,7 +62,7 @@ def test_a_header_table_size_change_is_signalled_first() -> None:
     assert encoder.encode([(b":method", b"POST")]) == b"\x83"
 
 
-def test_bodies_beyond_the_servers_window_wait_for_its_credit_and_arrive_in_order() -> None:
+def _connected() -> tuple[_Connection, H2Connection]:
     client, server = _Connection(), H2Connection(H2Configuration(client_side=False))
     client.initiate_connection()
     server.initiate_connection()
@@ -70,6 +70,11 @@ def test_bodies_beyond_the_servers_window_wait_for_its_credit_and_arrive_in_orde
     client.receive_data(server.data_to_send())
     server.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1000})  # as APNs does
     client.receive_data(server.data_to_send())
+    return client, server
+
+
+def test_bodies_beyond_the_servers_window_wait_for_its_credit_and_arrive_in_order() -> None:
+    client, server = _connected()
     body = b'{"aps":{"alert":"' + b"x" * 400 + b'"}}'
     sent = 200  # 200 x 420 bytes: beyond the default 64 KiB connection window
 
@@ -87,5 +92,27 @@ def test_bodies_beyond_the_servers_window_wait_for_its_credit_and_arrive_in_orde
             if isinstance(event, StreamEnded):
                 arrived.append(event.stream_id)
         client.receive_data(server.data_to_send())  # the WINDOW_UPDATEs
+        assert client.send_waiting_bodies(lambda stream_id: False) == []
     assert arrived == [2 * i + 1 for i in range(sent)]
     assert not client.waiting_bodies
+
+
+def test_a_waiting_body_whose_send_timed_out_is_never_sent_its_stream_is_reset() -> None:
+    client, server = _connected()
+    body = b'{"aps":{"alert":"' + b"x" * 400 + b'"}}'
+    for i in range(200):  # beyond the 64 KiB window: the last ones wait
+        client.send_headers(2 * i + 1, _headers(i))
+        client.send_data(2 * i + 1, body, end_stream=True)
+    waiting = {stream_id for stream_id, _, _ in client.waiting_bodies}
+    events = server.receive_data(client.data_to_send())
+    for event in events:
+        if isinstance(event, DataReceived):
+            server.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+    client.receive_data(server.data_to_send())
+
+    reset = client.send_waiting_bodies(lambda stream_id: True)  # every send gave up
+
+    assert set(reset) == waiting
+    later = server.receive_data(client.data_to_send())
+    assert {e.stream_id for e in later if isinstance(e, StreamReset)} == waiting
+    assert not any(isinstance(e, DataReceived) for e in later)

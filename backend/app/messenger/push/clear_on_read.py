@@ -103,27 +103,29 @@ _ENQUEUE = text(
 )
 # A reply's message job carries the range its sender passed (push/outbox.py): taken once (the
 # range is cleared in the same statement, so a fan-out redone after a crash queues nothing
-# twice) and queued as the sender's clear-on-read, the sent message being their new position.
+# twice) and queued as the sender's clear-on-read up to their position now, not the reply's:
+# the fan-out may come after later reads, whose clear jobs (older ids) must not be followed
+# by one that takes the position back.
 _ENQUEUE_SENDER = text(
     f"""
     WITH taken AS (
         UPDATE push_jobs AS j SET read_from_seq = NULL, read_to_seq = NULL
         FROM (
-            SELECT id, read_from_seq, read_to_seq FROM push_jobs
+            SELECT id, read_from_seq FROM push_jobs
             WHERE id = :job_id AND kind = '{PushKind.MESSAGE.value}' AND read_from_seq IS NOT NULL
             FOR UPDATE
-        ) AS range  -- RETURNING gives the row as updated: the range comes from here
-        WHERE j.id = range.id
-        RETURNING j.message_id, range.read_from_seq, range.read_to_seq
+        ) AS range, conversation_participants AS p  -- RETURNING shows the row as updated
+        WHERE j.id = range.id AND p.conversation_id = j.conversation_id AND p.user_id = :user_id
+        RETURNING range.read_from_seq, p.last_read_seq, p.last_read_message_id
     ), {
         _enqueue_ctes(
             user_id=":user_id",
             from_seq="(SELECT read_from_seq FROM taken)",
-            to_seq="(SELECT read_to_seq FROM taken)",
+            to_seq="(SELECT last_read_seq FROM taken)",
             data=(
                 "jsonb_build_object('type', 'conversation.read', 'conversation_id',"
                 " CAST(:conversation_id AS text), 'last_read_message_id',"
-                " (SELECT CAST(message_id AS text) FROM taken))"
+                " (SELECT CAST(last_read_message_id AS text) FROM taken))"
             ),
             when="EXISTS (SELECT 1 FROM taken)",
         )

@@ -22,10 +22,12 @@ all by subclassing it (`protocol_class`) and h2's connection (`_Connection`):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from h2.connection import H2Connection
-from h2.exceptions import NoSuchStreamError
+from h2.errors import ErrorCodes
+from h2.exceptions import NoSuchStreamError, ProtocolError
 from hpack import Encoder, HeaderTuple
 from hpack.hpack import INDEX_NEVER, INDEX_NONE
 from hpack.table import HeaderTable
@@ -88,18 +90,28 @@ class _Connection(H2Connection):
             return
         super().send_data(stream_id, data, end_stream=end_stream, pad_length=pad_length)
 
-    def receive_data(self, data: bytes) -> list[Any]:
-        events = super().receive_data(data)
-        while self.waiting_bodies:  # aioapns flushes what this queues after these events
+    def send_waiting_bodies(self, abandoned: Callable[[int], bool]) -> list[int]:
+        """Send, in order, the waiting bodies the window now takes. A body whose send was
+        given up meanwhile (it timed out: the push is retried) is never sent, or the retry
+        would be a second push: its stream is reset instead. Returns the reset streams."""
+        reset: list[int] = []
+        while self.waiting_bodies:
             stream_id, body, end_stream = self.waiting_bodies[0]
             try:
-                if self.local_flow_control_window(stream_id) < len(body):
+                if abandoned(stream_id):
+                    self.reset_stream(stream_id, ErrorCodes.CANCEL)
+                    reset.append(stream_id)
+                elif self.local_flow_control_window(stream_id) < len(body):
                     break
-                super().send_data(stream_id, body, end_stream=end_stream)
+                else:
+                    super().send_data(stream_id, body, end_stream=end_stream)
             except NoSuchStreamError:  # the server reset it meanwhile; its answer says why
                 pass
+            except ProtocolError:  # the connection is closing: nothing more goes out on it
+                self.waiting_bodies.clear()
+                break
             self.waiting_bodies.popleft()
-        return events
+        return reset
 
     @property
     def open_outbound_streams(self) -> int:
@@ -122,6 +134,14 @@ def protocol_class(base: type, host: str | None, port: int | None) -> type:
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[no-untyped-def]
         base.__init__(self, *args, **kwargs)
         self.conn = _Connection()  # before connection_made, which initiates the connection
+
+    def data_received(self, data: bytes) -> None:  # type: ignore[no-untyped-def]
+        base.data_received(self, data)  # the events, then a flush
+        if self.conn.waiting_bodies:  # the WINDOW_UPDATEs among them may let bodies go
+            for stream_id in self.conn.send_waiting_bodies(lambda s: _abandoned(self, s)):
+                self.requests.pop(self.request_streams.pop(stream_id, None), None)
+                self.free_channels.release()  # aioapns releases on a stream's end only
+            self.flush()
 
     def on_stream_ended(self, stream_id: int) -> None:  # type: ignore[no-untyped-def]
         base.on_stream_ended(self, stream_id)
@@ -147,6 +167,7 @@ def protocol_class(base: type, host: str | None, port: int | None) -> type:
 
     attributes: dict[str, object] = {
         "__init__": __init__,
+        "data_received": data_received,
         "on_data_received": on_data_received,
         "on_stream_ended": on_stream_ended,
         "on_response_received": on_response_received,
@@ -166,3 +187,10 @@ def _forget_abandoned(protocol: object, notification_id: str) -> None:
     future = requests.get(notification_id)
     if future is not None and future.done():
         del requests[notification_id]
+
+
+def _abandoned(protocol: object, stream_id: int) -> bool:
+    """Whether nobody waits for this stream's answer any more (its send timed out)."""
+    notification_id = protocol.request_streams.get(stream_id)  # type: ignore[attr-defined]
+    future = protocol.requests.get(notification_id)  # type: ignore[attr-defined]
+    return future is None or future.done()
