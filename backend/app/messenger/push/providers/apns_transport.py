@@ -14,7 +14,8 @@ all by subclassing it (`protocol_class`) and h2's connection (`_Connection`):
 - aioapns writes a body without waiting for send credit: when the server's window cannot
   take it, h2 raises FlowControlError and aioapns sleeps 1 s and retries on a new stream
   (leaving the first one open); such a body waits instead and goes out, in order, as the
-  server's WINDOW_UPDATEs arrive (150 pushes in flight exhaust the default 64 KiB window);
+  server's WINDOW_UPDATEs arrive (150 pushes in flight exhaust the default 64 KiB window),
+  unless its send timed out meanwhile: then its stream is reset, so a retry is no duplicate;
 - host and port come from class attributes; `APNS_HOST` overrides them for an emulator
   or a proxy (and `APNS_CA_FILE` adds a CA to trust).
 """
