@@ -182,6 +182,51 @@ async def _bob_pushed_once(push_client: httpx.AsyncClient, providers: Providers)
     return conversation["id"]
 
 
+async def _bob_replied(push_client: httpx.AsyncClient, providers: Providers) -> tuple[str, str]:
+    """Bob replied to Alice's pushed message and his phone got the reply's clear push;
+    returns the conversation and the reply."""
+    conversation_id = await _bob_pushed_once(push_client, providers)
+    reply = (await send_message(push_client, "bob", conversation_id, "Hello")).json()
+    await asyncio.to_thread(providers.fcm.wait_for, 2)
+    return conversation_id, reply["id"]
+
+
+async def _sender_clear_of_reply(
+    server: LiveServer, conversation_id: str, reply_id: str, *, range_back: bool
+) -> tuple[int | None, tuple[str, int] | None]:
+    """Run the reply's fan-out step that queues Bob's clear (again, as if redone; with
+    `range_back`, as if it came only now: the job's range is put back first). Returns the
+    clear job queued and its (last_read_message_id, read_to_seq)."""
+    put_back = "UPDATE push_jobs SET read_from_seq = 0, read_to_seq = 2 WHERE message_id = :id"
+    engine = create_engine(server.settings.database_url, pool_size=1)
+    try:
+        async with autocommit(create_sessionmaker(engine)) as session:
+            if range_back:
+                await session.execute(text(put_back), {"id": reply_id})
+            job_id = (
+                await session.execute(
+                    text("SELECT id FROM push_jobs WHERE message_id = :id"), {"id": reply_id}
+                )
+            ).scalar_one()
+            queued = await enqueue_sender_clear(
+                session, job_id=job_id, sender_id="bob", conversation_id=uuid.UUID(conversation_id)
+            )
+            if queued is None:
+                return None, None
+            row = (
+                await session.execute(
+                    text(
+                        "SELECT data->>'last_read_message_id', read_to_seq FROM push_jobs "
+                        "WHERE id = :id"
+                    ),
+                    {"id": queued},
+                )
+            ).one()
+            return queued, (row[0], row[1])
+    finally:
+        await engine.dispose()
+
+
 async def test_a_reply_clears_the_pushes_it_passed_on_the_senders_devices(
     push_client: httpx.AsyncClient, providers: Providers
 ) -> None:
@@ -210,26 +255,11 @@ async def test_a_send_after_the_senders_own_message_sends_no_clear_push(
 async def test_a_replys_fan_out_redone_queues_the_senders_clear_only_once(
     push_server: LiveServer, push_client: httpx.AsyncClient, providers: Providers
 ) -> None:
-    conversation_id = await _bob_pushed_once(push_client, providers)
-    reply = (await send_message(push_client, "bob", conversation_id, "Hello")).json()
-    await asyncio.to_thread(providers.fcm.wait_for, 2)  # the reply's clear push
+    conversation_id, reply_id = await _bob_replied(push_client, providers)
 
-    engine = create_engine(push_server.settings.database_url, pool_size=1)
-    try:
-        async with autocommit(create_sessionmaker(engine)) as session:
-            job_id = (
-                await session.execute(
-                    text("SELECT id FROM push_jobs WHERE message_id = :id"), {"id": reply["id"]}
-                )
-            ).scalar_one()
-            again = await enqueue_sender_clear(
-                session,
-                job_id=job_id,
-                sender_id="bob",
-                conversation_id=uuid.UUID(conversation_id),
-            )
-    finally:
-        await engine.dispose()
+    again, _ = await _sender_clear_of_reply(
+        push_server, conversation_id, reply_id, range_back=False
+    )
 
     assert again is None
     await asyncio.sleep(SETTLE_SECONDS)
@@ -239,42 +269,13 @@ async def test_a_replys_fan_out_redone_queues_the_senders_clear_only_once(
 async def test_a_replys_clear_queued_after_later_reads_carries_the_senders_position_now(
     push_server: LiveServer, push_client: httpx.AsyncClient, providers: Providers
 ) -> None:
-    conversation_id = await _bob_pushed_once(push_client, providers)
-    reply = (await send_message(push_client, "bob", conversation_id, "Hello")).json()
-    await asyncio.to_thread(providers.fcm.wait_for, 2)  # the reply's clear push
+    conversation_id, reply_id = await _bob_replied(push_client, providers)
     later = (await send_message(push_client, "alice", conversation_id, "And?")).json()
     await read(push_client, "bob", conversation_id, later["id"])  # bob reads on
 
-    engine = create_engine(push_server.settings.database_url, pool_size=1)
-    try:
-        async with autocommit(create_sessionmaker(engine)) as session:
-            # The reply's fan-out, as if it came only now (after the read): its range back.
-            job_id = (
-                await session.execute(
-                    text(
-                        "UPDATE push_jobs SET read_from_seq = 0, read_to_seq = 2 "
-                        "WHERE message_id = :id RETURNING id"
-                    ),
-                    {"id": reply["id"]},
-                )
-            ).scalar_one()
-            queued = await enqueue_sender_clear(
-                session,
-                job_id=job_id,
-                sender_id="bob",
-                conversation_id=uuid.UUID(conversation_id),
-            )
-            assert queued is not None
-            position = (
-                await session.execute(
-                    text(
-                        "SELECT data->>'last_read_message_id', read_to_seq FROM push_jobs "
-                        "WHERE id = :id"
-                    ),
-                    {"id": queued},
-                )
-            ).one()
-    finally:
-        await engine.dispose()
+    queued, position = await _sender_clear_of_reply(
+        push_server, conversation_id, reply_id, range_back=True
+    )
 
-    assert tuple(position) == (later["id"], 3)
+    assert queued is not None
+    assert position == (later["id"], 3)
