@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+import backend.app.auth
 from backend.app.vapid import b64url
 from backend.tests.conftest import API, TEST_JWT_SECRET, ServerFactory
 
@@ -57,6 +59,30 @@ async def test_a_token_that_is_not_a_jwt_is_401(client: httpx.AsyncClient) -> No
 async def test_an_expired_token_is_401(client: httpx.AsyncClient) -> None:
     expired = token(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
     assert await status_with(client, auth(expired)) == 401
+
+
+async def test_a_token_accepted_before_is_401_once_it_expires(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = token(exp=int(time.time()) + 60)
+    assert await status_with(client, auth(raw)) == 200
+    later = time.time() + 120
+    monkeypatch.setattr(backend.app.auth, "time", SimpleNamespace(time=lambda: later))
+    assert await status_with(client, auth(raw)) == 401
+
+
+async def test_a_token_accepted_under_one_secret_is_401_under_another(
+    start_server: ServerFactory,
+) -> None:
+    raw = token()
+    other = await start_server(jwt_secret="another-secret-0123456789abcdef0123456789")
+    async with httpx.AsyncClient(base_url=other.url + API) as client:
+        assert await status_with(client, auth(raw)) == 401
+    first = await start_server()
+    async with httpx.AsyncClient(base_url=first.url + API) as client:
+        assert await status_with(client, auth(raw)) == 200
+    async with httpx.AsyncClient(base_url=other.url + API) as client:
+        assert await status_with(client, auth(raw)) == 401
 
 
 async def test_a_token_without_exp_is_401(client: httpx.AsyncClient) -> None:
