@@ -1,5 +1,7 @@
 """Fixed-window per-user rate limits kept in Redis, shared by every instance.
 
+A count shares its Redis round trip with other callers' commands (`redis_batch`).
+
 Fails open: when Redis is down or does not answer within a short timeout the request goes
 through (an abuse limit must never take sending down), and for a few seconds after such a
 failure the limiter does not even ask, so a black-holed Redis costs one timeout, not one per
@@ -16,6 +18,7 @@ from enum import StrEnum
 
 from fastapi import HTTPException, status
 
+from backend.app.redis_batch import batcher_for
 from backend.app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -52,10 +55,12 @@ async def hit(redis: RedisClient, *, key: str, limit: int, window_seconds: int =
     redis_key = f"ratelimit:{{{key}}}:{window}"
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.incr(redis_key)
-                pipe.expire(redis_key, window_seconds + 1)
-                count, _ = await pipe.execute()
+            count, expired = await batcher_for(redis).run(
+                lambda pipe: pipe.incr(redis_key).expire(redis_key, window_seconds + 1)
+            )
+        for reply in (count, expired):
+            if isinstance(reply, Exception):
+                raise reply
     except Exception as exc:  # RedisError, timeouts, connection errors: fail open
         _paused_until[redis] = time.time() + PAUSE_AFTER_FAILURE_SECONDS
         log.warning("rate limiter unavailable, allowing requests: %s", type(exc).__name__)

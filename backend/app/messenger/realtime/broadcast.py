@@ -27,6 +27,7 @@ from typing import Any
 from redis.asyncio.client import PubSub
 
 from backend.app.messenger.realtime.connections import dumps
+from backend.app.redis_batch import batcher_for
 from backend.app.redis_client import RedisClient, is_cluster
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,12 @@ class Broadcaster:
     async def publish(self, frame: str, user_ids: Sequence[str], *, kind: str) -> None:
         envelope = {"origin": self.instance_id, "user_ids": list(user_ids), "frame": frame}
         try:
-            await _publish(self.redis, self.channel, dumps(envelope), sharded=self._sharded)
+            data = dumps(envelope)
+            (reply,) = await batcher_for(self.redis).run(
+                lambda pipe: _publish(pipe, self.channel, data, sharded=self._sharded)
+            )
+            if isinstance(reply, Exception):
+                raise reply
         except Exception:
             log.warning("could not publish a %s event to other instances", kind)
 
