@@ -21,9 +21,12 @@ class CountingRedis(Redis):
     """A real client that counts the pipelines it opens (one per round trip here)."""
 
     pipelines = 0
+    opened: asyncio.Event | None = None
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
         self.pipelines += 1
+        if self.opened is not None:
+            self.opened.set()
         return super().pipeline(*args, **kwargs)
 
 
@@ -64,9 +67,9 @@ async def test_callers_that_arrive_together_share_one_round_trip(redis: Counting
 async def test_callers_queued_during_a_round_trip_share_the_next_one(redis: CountingRedis) -> None:
     batcher = RedisBatcher(redis)
     shared = key()
+    redis.opened = asyncio.Event()
     first = asyncio.create_task(batcher.run(lambda p: p.incr(shared)))
-    while redis.pipelines == 0:  # until the first round trip is on its way
-        await asyncio.sleep(0)
+    await redis.opened.wait()  # the first round trip is on its way
 
     await asyncio.gather(first, *(batcher.run(lambda p: p.incr(shared)) for _ in range(30)))
 

@@ -12,21 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.config import LEASE_RECORD_MARGIN_SECONDS, Settings
 from backend.app.db import autocommit
-from backend.app.messenger.push import clear_fanout
 from backend.app.messenger.push import delivery_repository as repository
 from backend.app.messenger.push.breaker import CircuitBreaker
 from backend.app.messenger.push.delivery_repository import ClaimedDelivery, RecordedAttempt
+from backend.app.messenger.push.outcomes import Attempted, record_outcomes
 from backend.app.messenger.push.payloads import Notification
 from backend.app.messenger.push.providers.base import SendResult, Target, Verdict
 from backend.app.messenger.push.providers.registry import ProviderRegistry
 from backend.app.messenger.push.retry import Decision, RetryPolicy
 from backend.app.messenger.push.vocabulary import DeliveryOutcome, DeliveryStatus, PushKind
 from backend.app.metrics import PUSH_LATENCY, count_push
+from backend.app.waiting import sleep_until_set
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,6 @@ class DeviceReport:
     device_token_id: int
     provider: str
     outcome: DeliveryOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class Attempted:
-    record: RecordedAttempt
-    provider: str
-    outcome: DeliveryOutcome | None  # None when nothing was attempted (nothing to report)
-    kind: PushKind | None = None
 
 
 def collapse_id(job_id: int, message_id: uuid.UUID | None) -> str:
@@ -122,23 +114,42 @@ class DeliveryEngine:
         # Never start a send that could outlive the lease (another instance may take it over).
         start_by = lease_end - self.settings.push_send_timeout_seconds - LEASE_RECORD_MARGIN_SECONDS
         claimed_at = rows[0].claimed_at
+        # Each send reports its own end; not asyncio.wait, which hooks and unhooks every
+        # pending send at each wake-up (O(batch) per outcome).
+        finished: list[asyncio.Future[Attempted]] = []
+        arrived = asyncio.Event()
+
+        def on_done(send: asyncio.Future[Attempted]) -> None:
+            finished.append(send)
+            arrived.set()
+
         sends = [asyncio.ensure_future(self._attempt(r, start_by, interactive)) for r in rows]
+        for send in sends:
+            send.add_done_callback(on_done)
         done: list[Attempted] = []
         unrecorded: list[Attempted] = []
         flushed_at = time.monotonic()
-        in_flight: set[asyncio.Future[Attempted]] = set(sends)
+        in_flight = len(sends)
         try:
             while in_flight:
-                finished, in_flight = await asyncio.wait(
-                    in_flight, timeout=RECORD_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                )
-                unrecorded.extend(future.result() for future in finished)
+                if not finished:
+                    await sleep_until_set(arrived, RECORD_SECONDS)
+                arrived.clear()
+                in_flight -= len(finished)
+                unrecorded.extend(send.result() for send in finished)
+                finished.clear()
                 if unrecorded and (
                     not in_flight
                     or len(unrecorded) >= RECORD_EVERY
                     or time.monotonic() - flushed_at >= RECORD_SECONDS
                 ):
-                    await self._record(unrecorded, claimed_at, lease_end, maker)
+                    await record_outcomes(
+                        maker,
+                        unrecorded,
+                        claimed_at=claimed_at,
+                        lease_end=lease_end,
+                        wake_after=self.wake_after,
+                    )
                     done.extend(unrecorded)
                     unrecorded, flushed_at = [], time.monotonic()
         finally:
@@ -204,44 +215,6 @@ class DeliveryEngine:
         channel.publish_state()
         PUSH_LATENCY.labels(row.provider).observe(_age(row.job_created_at))
         return result(self.policy.decide(send, attempts_made=row.attempts))
-
-    async def _record(
-        self,
-        attempts: list[Attempted],
-        claimed_at: datetime,
-        lease_end: float,
-        maker: async_sessionmaker[AsyncSession],
-    ) -> None:
-        """Retried until the lease runs out: a lost outcome means a second push."""
-        records = [a.record for a in attempts]
-        clears = [a.record for a in attempts if a.kind is PushKind.CLEAR]
-        pause = 0.05
-        while True:
-            try:
-                if clears:  # a clear push waiting behind one of these may go now (same commit)
-                    async with maker.begin() as session:
-                        await repository.record(session, attempts=records, claimed_at=claimed_at)
-                        await clear_fanout.release_waiting(
-                            session,
-                            job_ids=[r.job_id for r in clears],
-                            device_ids=[r.device_id for r in clears],
-                        )
-                else:
-                    async with autocommit(maker) as session:  # one statement
-                        await repository.record(session, attempts=records, claimed_at=claimed_at)
-                break
-            except (DBAPIError, InterfaceError, OperationalError, OSError) as exc:
-                if time.monotonic() + pause >= lease_end:
-                    log.error("could not record %d push outcomes within the lease", len(records))
-                    raise
-                log.warning("recording push outcomes failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
-        pending = [r.delay for r in records if r.status is DeliveryStatus.PENDING]
-        if clears:
-            pending.append(0.0)
-        if pending:
-            self.wake_after(min(pending))
 
 
 def _feed_breaker(breaker: CircuitBreaker, send: SendResult) -> None:
