@@ -37,6 +37,7 @@ from bench.memory import MIB, RssSampler
 from bench.report import Figure
 from bench.stack import (
     API,
+    POLL_SECONDS,
     CpuMeter,
     bearer,
     create_conversation,
@@ -133,7 +134,7 @@ async def run(bench: Bench) -> None:
                     runs.setdefault(f"{key} last", []).append(last - acked)
                     runs.setdefault(f"{key} rate", []).append(expected / max(last - first, 1e-6))
 
-            await fan_out(warmup, 0.0, 0.02)
+            await fan_out(warmup, 0.0, POLL_SECONDS)
             own = [bench.db.get_server_pid()]
             # The reference runs under the same samplers as the large one (their figures are
             # not used): they poll PostgreSQL and the process, on the same two cores.
@@ -141,12 +142,12 @@ async def run(bench: Bench) -> None:
                 locks = await LockSampler(bench.infra.database_url, own).start()
                 try:
                     for _ in range(sizes.large_fanout_reference_repeats):
-                        await fan_out(reference, LATENCY_MS, 0.02, key="reference")
+                        await fan_out(reference, LATENCY_MS, POLL_SECONDS, key="reference")
                 finally:
                     await locks.stop()
             log(f"large fan-out: reference pushes/s {runs['reference rate']}")
             with RssSampler(service.pid) as rss:
-                await fan_out(warmup, 0.0, 0.02)
+                await fan_out(warmup, 0.0, POLL_SECONDS)
                 idle_from = time.monotonic()
                 await asyncio.sleep(IDLE_SECONDS)
                 locks = await LockSampler(bench.infra.database_url, own).start()

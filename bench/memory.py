@@ -101,7 +101,7 @@ async def run(bench: Bench) -> None:
                 )
                 response.raise_for_status()
                 timeout = 60 + expected * 0.02
-                last = await bench.emulators.wait_for_total(expected, within=timeout, poll=0.02)
+                last = await bench.emulators.wait_for_total(expected, within=timeout)
                 done = await wait_for_job_done(bench.db, response.json()["id"], timeout)
                 if last is None or not done:
                     raise RuntimeError(
