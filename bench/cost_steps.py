@@ -3,7 +3,7 @@
 - The fan-out's database step: the dispatcher's two transactions for one message job.
 - The send transaction: the app's `send_message` (one statement) moves the sender's read
   position in its seq claim (a reply's clear-on-read check runs later, at the push job's
-  fan-out); `send_without_read_state` is the same statement without the move.
+  fan-out); `send_without_read_state` is the same function, its statement without the move.
 - `CpuClock`: CPU seconds of this process plus its one PostgreSQL backend, the capacity a
   step costs (a shared machine stretches wall time, not CPU time).
 """
@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
@@ -22,15 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.auth import CurrentUser
 from backend.app.messenger.conversations.message_seq import claim_ctes
-from backend.app.messenger.messages.send_statement import (
-    _SEND,
-    STORED_COLUMNS,
-    STORED_CTE,
-    USED_BEFORE,
-)
+from backend.app.messenger.messages import send_statement
+from backend.app.messenger.messages.send_statement import _SEND, USED_BEFORE
+from backend.app.messenger.messages.service import send_message
 from backend.app.messenger.push import repository
 from backend.app.messenger.push.fanout import FanOutPolicy
-from backend.app.messenger.push.outbox import MESSAGE_JOB_CTE, message_job_parameters
 
 LEASE = 30.0
 
@@ -104,45 +101,30 @@ async def fan_out_step(
     return cost
 
 
-# The app's one send statement (messages/send_statement.py) without the read-state work,
-# built from the app's own pieces: the claim's `previous` CTE no longer locks the sender's
-# row for an exact old position and the `moved` CTE (the sender's read move) is gone. (The
-# push job still records the range a reply passed: two expressions over rows already read.)
+# The app's send without its read-state work: `send_message` itself (the same Python, the
+# same columns read back) with its one statement (messages/send_statement.py) minus the
+# sender's read move. The claim's `previous` CTE no longer locks the sender's row for an
+# exact old position and the `moved` CTE is gone; everything else is the app's statement.
+# (The push job still records the range a reply passed: two expressions over rows already
+# read.) Until 2026-12-07 this variant also left out the participant list, the title and the
+# Python around the statement, so the "feature" it measured was mostly the send itself.
 _MOVED = "), moved AS ("
 CLAIM_CTES = claim_ctes(unless=USED_BEFORE)
 if CLAIM_CTES.count(_MOVED) != 1 or "FOR UPDATE" not in CLAIM_CTES or CLAIM_CTES not in _SEND.text:
     raise ImportError("the send statement changed shape: update bench/cost_steps.py")
 _CLAIM_WITHOUT_READ = CLAIM_CTES.split(_MOVED)[0].replace("FOR UPDATE", "") + ")"
-_SEND_WITHOUT_READ = text(
-    f"""
-    WITH {_CLAIM_WITHOUT_READ}, {STORED_CTE}, {MESSAGE_JOB_CTE}
-    SELECT {STORED_COLUMNS} FROM previous LEFT JOIN bumped ON true
-    """
-)
+_SEND_WITHOUT_READ = text(_SEND.text.replace(CLAIM_CTES, _CLAIM_WITHOUT_READ))
 
 
-async def send_without_read_state(
-    session: AsyncSession, *, conversation_id: uuid.UUID, sender: CurrentUser, content: str
-) -> None:
-    """`send_message` minus the sender's read move."""
-    message_id = uuid.uuid4()
-    parameters = {
-        "message_id": message_id,
-        "conversation_id": conversation_id,
-        "sender_id": sender.id,
-        "content": content,
-        "client_msg_id": None,
-        **message_job_parameters(
-            sender_name=sender.display_name,
-            content=content,
-            include_content=True,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            sender_id=sender.id,
-        ),
-    }
-    if (await session.execute(_SEND_WITHOUT_READ, parameters)).one().push_job_id is None:
-        raise RuntimeError("the send without read state stored nothing")
+async def send_without_read_state(session: AsyncSession, **send: Any) -> object:
+    """`send_message` running the statement above in place of the app's (the benchmark
+    sends one at a time, so swapping the module's statement affects only this call)."""
+    app_statement = send_statement._SEND
+    send_statement._SEND = _SEND_WITHOUT_READ
+    try:
+        return await send_message(session, **send)
+    finally:
+        send_statement._SEND = app_statement
 
 
 SendStep = Callable[..., Awaitable[object]]

@@ -84,13 +84,22 @@ async def create_load_conversations(
 def window_figures(
     latencies: list[float], window: float, cpu_seconds: dict[str, float]
 ) -> dict[str, float]:
-    """messages/s, p50/p95/p99 (ms) and the server's CPU ms per message of one window;
-    every `service*` entry of `cpu_seconds` counts as the server (`--workers` children)."""
+    """messages/s, p50/p95/p99 (ms) and the server's and PostgreSQL's CPU ms per message of
+    one window; every `service*` entry of `cpu_seconds` counts as the server (`--workers`
+    children)."""
     rate = len(latencies) / window
     p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
     service_cpu = sum(v for k, v in cpu_seconds.items() if k.startswith("service"))
     cpu_ms = service_cpu * 1000 / max(1, len(latencies))
-    return {"rate": rate, "p50": p50, "p95": p95, "p99": p99, "cpu_ms": cpu_ms}
+    postgres_ms = cpu_seconds.get("postgres", 0.0) * 1000 / max(1, len(latencies))
+    return {
+        "rate": rate,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "cpu_ms": cpu_ms,
+        "postgres_ms": postgres_ms,
+    }
 
 
 async def run(bench: Bench) -> None:
@@ -176,6 +185,15 @@ async def run(bench: Bench) -> None:
             )
         )
         add(Figure(SCENARIO, variant, "server CPU per message", "ms", [cpu_ms]))
+        add(
+            Figure(
+                SCENARIO,
+                variant,
+                "PostgreSQL CPU per message (all its processes)",
+                "ms",
+                [figures[mode]["postgres_ms"]],
+            )
+        )
         for name, value in (("p50", p50), ("p95", p95), ("p99", p99)):
             add(Figure(SCENARIO, variant, f"POST /messages {name}", "ms", [value]))
         if on:
