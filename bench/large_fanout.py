@@ -12,9 +12,11 @@ API is idle during the fan-out).
 Measured, providers at a 50 ms round trip:
 - ack → first acceptance (emulators' own timestamp of the oldest push they hold, read as
   soon as the first push is counted, while they still hold every push); target ≤ 1 s;
-- sustained pushes/s from the first to the last acceptance, against the same figure of the
-  1,000-recipient reference fan-out run just before in the same process, under the same
-  samplers (memory, locks); target ≥ it;
+- pushes/s from the ack to the last acceptance (the issue's and scenario 1's measure of the
+  1,000-recipient figure), against the same figure of the 1,000-recipient reference fan-out
+  run just before in the same process, under the same samplers (memory, locks); target ≥
+  it. Pushes/s from the first to the last acceptance are reported beside it: a short run
+  does most of its fan-out before its first push, a long one while it pushes;
 - the process's peak RSS minus its idle baseline (psutil, as scenario 5); target < 100 MiB;
 - the longest transaction of the service holding locks (`bench.lock_sampler`); target
   ≤ 1,000 ms.
@@ -55,7 +57,8 @@ IDLE_SECONDS = 1.0
 MEMORY_LIMIT_MIB = 100
 LOCK_LIMIT_SECONDS = 1.0
 FIRST_PUSH_LIMIT_SECONDS = 1.0
-RATE = "pushes/s (first → last acceptance)"
+RATE = "pushes/s (ack → last acceptance, as scenario 1)"
+PUSHING_RATE = "pushes/s (first → last acceptance)"
 
 
 async def _population(bench: Bench, name: str, count: int, sender: str) -> tuple[str, int]:
@@ -132,7 +135,10 @@ async def run(bench: Bench) -> None:
                     log(f"  cpu s during {key}: {meter.summary()}")
                     runs.setdefault(f"{key} first", []).append(first - acked)
                     runs.setdefault(f"{key} last", []).append(last - acked)
-                    runs.setdefault(f"{key} rate", []).append(expected / max(last - first, 1e-6))
+                    runs.setdefault(f"{key} rate", []).append(expected / max(last - acked, 1e-6))
+                    runs.setdefault(f"{key} pushing rate", []).append(
+                        expected / max(last - first, 1e-6)
+                    )
 
             await fan_out(warmup, 0.0, POLL_SECONDS)
             own = [bench.db.get_server_pid()]
@@ -145,7 +151,7 @@ async def run(bench: Bench) -> None:
                         await fan_out(reference, LATENCY_MS, POLL_SECONDS, key="reference")
                 finally:
                     await locks.stop()
-            log(f"large fan-out: reference pushes/s {runs['reference rate']}")
+            log(f"large fan-out: reference pushes/s from the ack {runs['reference rate']}")
             with RssSampler(service.pid) as rss:
                 await fan_out(warmup, 0.0, POLL_SECONDS)
                 idle_from = time.monotonic()
@@ -164,7 +170,8 @@ async def run(bench: Bench) -> None:
 
     log(
         f"large fan-out: first push {runs['large first'][0]:.3f} s after the ack, "
-        f"{runs['large rate'][0]:.0f} pushes/s, RSS +{growth:.1f} MiB over "
+        f"{runs['large rate'][0]:.0f} pushes/s from the ack "
+        f"({runs['large pushing rate'][0]:.0f} from the first push), RSS +{growth:.1f} MiB over "
         f"{baseline / MIB:.1f}, longest transaction {locks.any.seconds * 1000:.0f} ms "
         f"({locks.any.query}), longest writing one {locks.writing.seconds * 1000:.0f} ms "
         f"({locks.writing.query}), {locks.samples} samples"
@@ -206,6 +213,7 @@ def _report(
     rows: list[tuple[str, str, str, list[float], str | None, bool | None, str | None]] = [
         (reference, "ack → first acceptance", "s", runs["reference first"], None, None, None),
         (reference, RATE, "/s", runs["reference rate"], None, None, None),
+        (reference, PUSHING_RATE, "/s", runs["reference pushing rate"], None, None, None),
         (variant, "ack → last acceptance", "s", runs["large last"], None, None, None),
         (
             variant,
@@ -225,6 +233,7 @@ def _report(
             statistics.median(rate) >= floor,
             None,
         ),
+        (variant, PUSHING_RATE, "/s", runs["large pushing rate"], None, None, None),
         (
             variant,
             "process peak RSS − idle baseline",
