@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from datetime import UTC, datetime
 
 import httpx
 
-from backend.app.config import Settings
-from backend.app.messenger.push.apps import ApnsCredentials, Transport, default_apps
-from backend.app.messenger.push.payloads import Notification
-from backend.app.messenger.push.providers.apns import ApnsProvider
-from backend.app.messenger.push.providers.base import Target, Verdict
 from backend.devtools.emulators import apns, fcm, webpush
 from backend.devtools.providers import Providers
 from backend.tests.conftest import ServerFactory, bearer
@@ -116,31 +109,3 @@ async def test_apns_410_older_than_the_last_registration_keeps_the_device(
     assert outcomes["apns"] == "failed"
     listed = (await push_client.get("/devices", headers=bearer("alice"))).json()["devices"]
     assert all(d["is_active"] for d in listed)
-
-
-async def test_apns_keeps_answering_after_thousands_of_error_bodies(providers: Providers) -> None:
-    """aioapns never returns HTTP/2 window credit; without our fix sends hang after ~64 KiB
-    of error bodies on one connection."""
-    settings = Settings(_env_file=None, **providers.settings())  # type: ignore[call-arg]
-    default_apns = next(a for a in default_apps(settings) if a.provider == "apns")
-    assert isinstance(default_apns.credentials, ApnsCredentials)
-    provider = ApnsProvider("default", default_apns.credentials, Transport.from_settings(settings))
-    notification = Notification(title="t", body="b", data={})
-    registered = datetime.now(UTC)
-    try:
-        dead = [secrets.token_hex(32) for _ in range(2500)]
-        for token in dead:
-            providers.apns.always(token, apns.reply(410, "Unregistered"))
-        semaphore = asyncio.Semaphore(100)
-
-        async def send(token: str) -> Verdict:
-            async with semaphore:
-                result = await provider.send(Target(1, token, registered), notification)
-                return result.outcome
-
-        outcomes = await asyncio.gather(*(send(t) for t in dead))
-        assert set(outcomes) == {Verdict.TOKEN_DEAD}
-        healthy = await provider.send(Target(2, secrets.token_hex(32), registered), notification)
-        assert healthy.outcome is Verdict.DELIVERED
-    finally:
-        await provider.close()

@@ -147,6 +147,10 @@ def protocol_class(base: type, host: str | None, port: int | None) -> type:
     def on_stream_ended(self, stream_id: int) -> None:  # type: ignore[no-untyped-def]
         base.on_stream_ended(self, stream_id)
         self.conn.forget_stream(stream_id)
+        # aioapns drops a stream's entries only when an error body arrives (which comes
+        # before the end of its stream): a connection kept one per push it ever delivered.
+        notification_id = self.request_streams.pop(stream_id, None)
+        self.request_statuses.pop(notification_id, None)  # an error answer without a body
 
     def on_data_received(self, raw_data: bytes, stream_id: int) -> None:  # type: ignore[no-untyped-def]
         base.on_data_received(self, raw_data, stream_id)
