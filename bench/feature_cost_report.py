@@ -19,6 +19,15 @@ def ratios(numerator: list[Cost], denominator: list[Cost], kind: str) -> list[fl
     ]
 
 
+def paired_difference(with_: list[Cost], without: list[Cost], kind: str) -> float:
+    """Median of the per-repeat differences: a repeat's two variants run back to back, so
+    the machine's drift (a send's CPU moved 1.3-2.7 ms between repeats of one run) cancels,
+    which a difference of the two medians does not."""
+    return statistics.median(
+        getattr(w, kind) - getattr(o, kind) for w, o in zip(with_, without, strict=True)
+    )
+
+
 def report(
     bench: Bench,
     fan_out: dict[str, list[Cost]],
@@ -57,9 +66,7 @@ def report(
     ratio(
         variant, "wall all features ÷ none (paired)", ratios(full, fan_out["none"], "wall"), False
     )
-    added = statistics.median(c.wall for c in full) - statistics.median(
-        c.wall for c in fan_out["none"]
-    )
+    added = paired_difference(full, fan_out["none"], "wall")
     pipeline = _figure(bench, "1 fan-out", "pipeline @50 ms", "ack → last acceptance")
     if pipeline is not None:  # scenario 1 ran: the same fan-out, end to end
         share = added / pipeline.median
@@ -100,9 +107,7 @@ def report(
     if api is not None and postgres is not None:  # scenario 2 ran
         whole = api.median + postgres.median
         for kind in ("mix", "plain", "reply"):
-            added = statistics.median(c.cpu for c in send[("with", kind)]) - statistics.median(
-                c.cpu for c in send[("without", kind)]
-            )
+            added = paired_difference(send[("with", kind)], send[("without", kind)], "cpu")
             target = kind == "mix"
             share = added * 1e3 / whole
             add(
