@@ -106,8 +106,7 @@ async def fan_out_step(
 # sender's read move. The claim's `previous` CTE no longer locks the sender's row for an
 # exact old position and the `moved` CTE is gone; everything else is the app's statement.
 # (The push job still records the range a reply passed: two expressions over rows already
-# read.) Until 2026-12-07 this variant also left out the participant list, the title and the
-# Python around the statement, so the "feature" it measured was mostly the send itself.
+# read.)
 _MOVED = "), moved AS ("
 CLAIM_CTES = claim_ctes(unless=USED_BEFORE)
 if CLAIM_CTES.count(_MOVED) != 1 or "FOR UPDATE" not in CLAIM_CTES or CLAIM_CTES not in _SEND.text:

@@ -119,10 +119,10 @@ async def run(bench: Bench) -> None:
     sessionmaker = create_sessionmaker(engine)
     variants = policies()
     fan_out: dict[str, list[Cost]] = {name: [] for name in variants}
-    plain = {"client_msg_id": None, "include_content": True}
+    arguments = {"client_msg_id": None, "include_content": True}
     send_variants: dict[str, tuple[SendStep, dict[str, object]]] = {
-        "with": (send_message, plain),
-        "without": (send_without_read_state, plain),
+        "with": (send_message, arguments),
+        "without": (send_without_read_state, arguments),
     }
     # (variant, kind of send) -> per repeat
     send: dict[tuple[str, str], list[Cost]] = {}
